@@ -1,0 +1,30 @@
+#include "core/status.h"
+
+namespace ringkv {
+
+const char* CodeName(Status::Code code) {
+  switch (code) {
+    case Status::Code::kOk: return "OK";
+    case Status::Code::kNotFound: return "not found";
+    case Status::Code::kInvalidArgument: return "invalid argument";
+    case Status::Code::kUnavailable: return "unavailable";
+    case Status::Code::kTimeout: return "timeout";
+    case Status::Code::kCorruption: return "corruption";
+    case Status::Code::kIOError: return "I/O error";
+    case Status::Code::kInternal: return "internal error";
+    case Status::Code::kWrongCluster: return "wrong cluster";
+  }
+  return "unknown";
+}
+
+std::string Status::ToString() const {
+  if (ok()) return "OK";
+  std::string s = CodeName(code_);
+  if (!message_.empty()) {
+    s += ": ";
+    s += message_;
+  }
+  return s;
+}
+
+}  // namespace ringkv
