@@ -1,1 +1,174 @@
-int main() { return 0; }
+// ringkv-node: one ringkv node process.
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "node/membership.h"
+#include "node/node.h"
+#include "node/runtime.h"
+#include "node/store.h"
+
+namespace {
+
+using namespace ringkv;
+
+// Checks that the data dir belongs to this node and cluster (or claims a new
+// one for it), so a node is never started on another node's data.
+Status CheckIdentity(Store* store, const NodeConfig& config, uint32_t ring_size) {
+  struct Field {
+    const char* name;
+    std::string value;
+  };
+  Field fields[] = {{"node_id", config.id},
+                    {"cluster", config.cluster},
+                    {"ring_size", std::to_string(ring_size)}};
+  for (const auto& f : fields) {
+    std::string stored;
+    Status s = store->GetMeta(f.name, &stored);
+    if (s.IsNotFound()) {
+      s = store->PutMeta(f.name, f.value);
+      if (!s.ok()) return s;
+    } else if (!s.ok()) {
+      return s;
+    } else if (stored != f.value) {
+      return Status::InvalidArgument(fmt::format(
+          "the data dir was created with {} '{}', not '{}'; use the same value or a new data dir",
+          f.name, stored, f.value));
+    }
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  CLI::App app{
+      "ringkv-node: one node of a ringkv cluster, a Dynamo-style key-value store.\n"
+      "Clients and peers talk to it over TCP (length-prefixed FlatBuffers frames)."};
+  NodeConfig config;
+  std::string listen = "127.0.0.1:7100";
+  std::string data_dir;
+  std::vector<std::string> peers;
+  uint32_t ring_size = 64;
+  bool sync = false;
+  std::string mode = "strict";
+  app.add_option("--id", config.id, "This node's id, unique in the cluster (e.g. n1)")->required();
+  app.add_option("--listen", listen, "Address to listen on for clients and peers")
+      ->capture_default_str();
+  app.add_option("--data-dir", data_dir, "Directory of this node's LevelDB store")->required();
+  app.add_option("--cluster", config.cluster, "Cluster name; peers of another cluster are refused")
+      ->capture_default_str();
+  app.add_option("--peers", peers,
+                 "Every member of the cluster as ID@HOST:PORT (comma-separated; may include "
+                 "this node). Without it the node is a cluster of one.")
+      ->delimiter(',');
+  app.add_option("--ring-size", ring_size, "Partitions on the ring (power of two, fixed at creation)")
+      ->capture_default_str();
+  app.add_option("--n", config.n, "Default replicas per key")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--r", config.r, "Default read quorum")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--w", config.w, "Default write quorum")->capture_default_str()->check(CLI::Range(1, 64));
+  app.add_option("--timeout-ms", config.timeout_ms, "Default request timeout")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 600000));
+  app.add_option("--mode", mode, "Default quorum mode: strict (primaries only) or sloppy")
+      ->check(CLI::IsMember({"strict", "sloppy"}))
+      ->capture_default_str();
+  app.add_option("--max-value-bytes", config.max_value_bytes, "Largest value accepted")
+      ->capture_default_str();
+  app.add_flag("--sync", sync, "fsync every write before acknowledging it (default: rely on replication)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (config.r > config.n || config.w > config.n) {
+    fmt::print(stderr, "ringkv-node: --r and --w must not exceed --n (n={} r={} w={})\n", config.n,
+               config.r, config.w);
+    return 2;
+  }
+  config.mode = mode == "sloppy" ? Mode::kSloppy : Mode::kStrict;
+  config.listen_address = listen;
+
+  RuntimeOptions ropts;
+  Status s = ParseHostPort(listen, &ropts.listen_host, &ropts.listen_port);
+  if (!s.ok()) {
+    fmt::print(stderr, "ringkv-node: --listen: {}\n", s.message());
+    return 2;
+  }
+
+  std::map<NodeId, std::string> members{{config.id, listen}};
+  for (const auto& p : peers) {
+    auto at = p.find('@');
+    if (at == std::string::npos || at == 0) {
+      fmt::print(stderr, "ringkv-node: --peers: '{}' is not ID@HOST:PORT\n", p);
+      return 2;
+    }
+    std::string id = p.substr(0, at), addr = p.substr(at + 1), host;
+    uint16_t port;
+    s = ParseHostPort(addr, &host, &port);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: --peers: {}\n", s.message());
+      return 2;
+    }
+    if (id == config.id) {
+      members[id] = listen;  // we listen where --listen says
+    } else {
+      members[id] = addr;
+    }
+  }
+  std::vector<NodeId> ids;
+  for (const auto& [id, addr] : members) ids.push_back(id);
+  auto ring = Ring::Build(ring_size, config.n, ids);
+  if (!ring.ok()) {
+    fmt::print(stderr, "ringkv-node: {}\n", ring.status().message());
+    return 2;
+  }
+
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) {
+    fmt::print(stderr, "ringkv-node: cannot create data dir {}: {}\n", data_dir, ec.message());
+    return 1;
+  }
+  LevelDbOptions lopts;
+  lopts.sync = sync;
+  auto store = OpenLevelDbStore(data_dir, lopts);
+  if (!store.ok()) {
+    fmt::print(stderr, "ringkv-node: {}\n", store.status().message());
+    return 1;
+  }
+  s = CheckIdentity(store->get(), config, ring_size);
+  if (!s.ok()) {
+    fmt::print(stderr, "ringkv-node: {}: {}\n", data_dir, s.message());
+    return 1;
+  }
+
+  StaticMembership membership(std::move(ring).value(), members);
+  {
+    Runtime runtime(ropts);
+    for (const auto& [id, addr] : members) {
+      if (id != config.id) runtime.SetPeerAddress(id, addr);
+    }
+    runtime.OnReachability([&](const NodeId& id, bool up) {
+      membership.SetAlive(id, up);
+      fmt::print(stderr, "ringkv-node {}: peer {} is {}\n", config.id, id, up ? "reachable" : "unreachable");
+    });
+    s = runtime.Listen();
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: {}\n", s.message());
+      return 1;
+    }
+    Node node(config, &membership, store->get(), &runtime, &runtime);
+    runtime.SetNode(&node);
+    fmt::print(stderr, "ringkv-node {} listening on {} (cluster '{}', {} members, ring {}, n={} r={} w={}, data {})\n",
+               config.id, listen, config.cluster, members.size(), ring_size, config.n, config.r,
+               config.w, data_dir);
+    runtime.Run();
+    runtime.SetNode(nullptr);
+    fmt::print(stderr, "ringkv-node {}: shutting down\n", config.id);
+  }
+  store->reset();  // closes LevelDB, flushing its log
+  return 0;
+}

@@ -1,0 +1,82 @@
+// Client: the C++ library the `ringkv` tool, the benchmarks and the tests use
+// to talk to a node.
+//
+// One Client is one TCP connection to one node, used from one thread.
+// Calls block until the node answers or the timeout passes. Send()/Receive()
+// expose the raw envelope stream for pipelining (several requests written
+// before any reply is read; replies carry the request id).
+//
+// Errors: a connection problem is IOError naming the address; a node's
+// refusal keeps the node's code (InvalidArgument, Unavailable for an unmet
+// quorum, Timeout, WrongCluster).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/codec.h"
+#include "core/dvv.h"
+#include "core/limits.h"
+#include "core/message.h"
+#include "core/status.h"
+
+namespace ringkv {
+
+struct GetResult {
+  bool found = false;
+  // The merged object: live siblings and tombstones, with dots. Present (and
+  // possibly all tombstones) when the key has history, even if not found.
+  DvvSet object;
+  // Serialized causal context to pass to Put/Delete (empty if no history).
+  std::string context;
+};
+
+struct PutResult {
+  DvvSet object;        // the object as the coordinating replica stored it
+  std::string context;  // its causal context: pass it to the next write
+  Dot dot;              // the dot minted for this write
+};
+
+class Client {
+ public:
+  // Connects to "host:port". timeout_ms bounds the connect and every call.
+  static Result<std::unique_ptr<Client>> Connect(const std::string& address,
+                                                 int timeout_ms = 10000);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  Result<GetResult> Get(std::string_view key, const Quorum& quorum = {});
+  // context: from an earlier Get/Put (empty: a blind write).
+  Result<PutResult> Put(std::string_view key, std::string_view value, std::string_view context = {},
+                        const Quorum& quorum = {});
+  Result<PutResult> Delete(std::string_view key, std::string_view context = {},
+                           const Quorum& quorum = {});
+  // A JSON document: topic is status, ring, stats or preflist (arg: key).
+  Result<std::string> Info(std::string_view topic, std::string_view arg = {});
+
+  // Raw stream. Send assigns no id: callers set request_id themselves.
+  Status Send(const Envelope& env);
+  Status SendBytes(std::string_view bytes);
+  // Next envelope from the node (in the order the node answered).
+  Result<Envelope> Receive();
+
+  const std::string& address() const { return address_; }
+  // Sets the timeout for later calls.
+  void set_timeout_ms(int ms) { timeout_ms_ = ms; }
+
+ private:
+  Client(int fd, std::string address, int timeout_ms);
+  Result<Envelope> Call(Body body);
+  Result<PutResult> Write(PutRequest req);
+
+  int fd_;
+  std::string address_;
+  int timeout_ms_;
+  uint64_t next_request_id_ = 1;
+  FrameReader reader_{kDefaultMaxFrameBytes + 1024};
+};
+
+}  // namespace ringkv

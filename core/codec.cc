@@ -1,0 +1,522 @@
+#include "core/codec.h"
+
+#include <cstring>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "core/limits.h"
+#include "proto/ringkv_generated.h"
+
+namespace ringkv {
+
+namespace fb = flatbuffers;
+namespace w = wire;
+
+namespace {
+
+// Stored objects and contexts start with a format byte so the layout can
+// change later without guessing.
+constexpr char kStoredObjectFormat = 1;
+constexpr char kContextFormat = 1;
+
+fb::Offset<fb::Vector<uint8_t>> Bytes(fb::FlatBufferBuilder& b, std::string_view s) {
+  return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+}
+
+std::string_view View(const fb::Vector<uint8_t>* v) {
+  if (v == nullptr) return {};
+  return std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
+}
+
+std::string_view View(const fb::String* s) {
+  if (s == nullptr) return {};
+  return std::string_view(s->data(), s->size());
+}
+
+fb::Offset<fb::Vector<fb::Offset<w::ClockEntry>>> EncodeClock(fb::FlatBufferBuilder& b,
+                                                              const VersionVector& clock) {
+  std::vector<fb::Offset<w::ClockEntry>> entries;
+  entries.reserve(clock.entries().size());
+  for (const auto& [actor, counter] : clock.entries()) {
+    entries.push_back(w::CreateClockEntry(b, b.CreateString(actor), counter));
+  }
+  return b.CreateVector(entries);
+}
+
+fb::Offset<w::Object> EncodeObject(fb::FlatBufferBuilder& b, const DvvSet& object) {
+  auto clock = EncodeClock(b, object.clock());
+  std::vector<fb::Offset<w::Sibling>> siblings;
+  siblings.reserve(object.siblings().size());
+  for (const Sibling& s : object.siblings()) {
+    auto actor = b.CreateString(s.dot.actor);
+    auto value = Bytes(b, s.value);
+    siblings.push_back(
+        w::CreateSibling(b, actor, s.dot.counter, s.timestamp_ms, s.tombstone, value));
+  }
+  return w::CreateObject(b, clock, b.CreateVector(siblings));
+}
+
+Status DecodeClock(const fb::Vector<fb::Offset<w::ClockEntry>>* entries, VersionVector* out) {
+  if (entries == nullptr) return Status::OK();
+  for (const w::ClockEntry* e : *entries) {
+    if (e->actor()->size() == 0) return Status::InvalidArgument("clock entry with empty actor");
+    if (out->Get(View(e->actor())) != 0) {
+      return Status::InvalidArgument("clock names an actor twice");
+    }
+    out->Set(std::string(View(e->actor())), e->counter());
+  }
+  return Status::OK();
+}
+
+Result<DvvSet> DecodeObject(const w::Object* object) {
+  VersionVector clock;
+  Status s = DecodeClock(object->clock(), &clock);
+  if (!s.ok()) return s;
+  std::vector<Sibling> siblings;
+  if (object->siblings() != nullptr) {
+    siblings.reserve(object->siblings()->size());
+    for (const w::Sibling* fs : *object->siblings()) {
+      Sibling sib;
+      sib.dot.actor = std::string(View(fs->actor()));
+      sib.dot.counter = fs->counter();
+      sib.timestamp_ms = fs->timestamp_ms();
+      sib.tombstone = fs->tombstone();
+      sib.value = std::string(View(fs->value()));
+      if (sib.dot.counter == 0) return Status::InvalidArgument("sibling with a zero dot");
+      siblings.push_back(std::move(sib));
+    }
+  }
+  DvvSet out;
+  if (!DvvSet::FromParts(std::move(clock), std::move(siblings), &out)) {
+    return Status::InvalidArgument("object's clock does not cover its siblings' dots");
+  }
+  return out;
+}
+
+w::ErrorCode ToWire(Status::Code code) { return static_cast<w::ErrorCode>(code); }
+
+Status FromWire(w::ErrorCode code, const fb::String* message) {
+  auto c = static_cast<uint8_t>(code);
+  if (c > static_cast<uint8_t>(Status::Code::kWrongCluster)) {
+    return Status::Internal(fmt::format("unknown error code {}: {}", c, View(message)));
+  }
+  if (code == w::ErrorCode::Ok) return Status::OK();
+  return Status::FromCode(static_cast<Status::Code>(c), std::string(View(message)));
+}
+
+fb::Offset<w::Quorum> EncodeQuorum(fb::FlatBufferBuilder& b, const Quorum& q) {
+  return w::CreateQuorum(b, q.n, q.r, q.w, q.pr, q.pw, q.timeout_ms,
+                         static_cast<w::Mode>(q.mode), q.lww);
+}
+
+Result<Quorum> DecodeQuorum(const w::Quorum* fq) {
+  Quorum q;
+  if (fq == nullptr) return q;
+  q.n = fq->n();
+  q.r = fq->r();
+  q.w = fq->w();
+  q.pr = fq->pr();
+  q.pw = fq->pw();
+  q.timeout_ms = fq->timeout_ms();
+  auto mode = static_cast<uint8_t>(fq->mode());
+  if (mode > static_cast<uint8_t>(Mode::kStrict)) {
+    return Status::InvalidArgument(fmt::format("unknown quorum mode {}", mode));
+  }
+  q.mode = static_cast<Mode>(mode);
+  q.lww = fq->lww();
+  return q;
+}
+
+Status CheckKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("key is empty");
+  if (key.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(
+        fmt::format("key is {} bytes; the limit is {}", key.size(), kMaxKeyBytes));
+  }
+  return Status::OK();
+}
+
+struct BodyEncoder {
+  fb::FlatBufferBuilder& b;
+
+  std::pair<w::Body, fb::Offset<void>> operator()(const GetRequest& m) {
+    auto key = Bytes(b, m.key);
+    auto q = EncodeQuorum(b, m.quorum);
+    return {w::Body::GetRequest, w::CreateGetRequest(b, key, q).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const PutRequest& m) {
+    auto key = Bytes(b, m.key);
+    auto value = Bytes(b, m.value);
+    auto ctx = Bytes(b, m.context);
+    auto q = EncodeQuorum(b, m.quorum);
+    return {w::Body::PutRequest,
+            w::CreatePutRequest(b, key, value, m.tombstone, ctx, q, m.forwarded).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const Reply& m) {
+    auto msg = b.CreateString(m.status.message());
+    fb::Offset<w::Object> obj;
+    if (m.object) obj = EncodeObject(b, *m.object);
+    fb::Offset<fb::String> dot_actor;
+    if (m.dot) dot_actor = b.CreateString(m.dot->actor);
+    return {w::Body::Reply, w::CreateReply(b, ToWire(m.status.code()), msg, obj, dot_actor,
+                                           m.dot ? m.dot->counter : 0)
+                                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const InfoRequest& m) {
+    auto topic = b.CreateString(m.topic);
+    auto arg = Bytes(b, m.arg);
+    return {w::Body::InfoRequest, w::CreateInfoRequest(b, topic, arg).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const InfoReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    auto json = b.CreateString(m.json);
+    return {w::Body::InfoReply,
+            w::CreateInfoReply(b, ToWire(m.status.code()), msg, json).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaRead& m) {
+    auto key = Bytes(b, m.key);
+    return {w::Body::ReplicaRead, w::CreateReplicaRead(b, key).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaReadReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    fb::Offset<w::Object> obj;
+    if (m.object) obj = EncodeObject(b, *m.object);
+    return {w::Body::ReplicaReadReply,
+            w::CreateReplicaReadReply(b, ToWire(m.status.code()), msg, obj).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaWrite& m) {
+    auto key = Bytes(b, m.key);
+    auto obj = EncodeObject(b, m.object);
+    auto hint = m.hint_for.empty() ? fb::Offset<fb::String>() : b.CreateString(m.hint_for);
+    return {w::Body::ReplicaWrite, w::CreateReplicaWrite(b, key, obj, hint).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaWriteAck& m) {
+    auto msg = b.CreateString(m.status.message());
+    return {w::Body::ReplicaWriteAck,
+            w::CreateReplicaWriteAck(b, ToWire(m.status.code()), msg).Union()};
+  }
+};
+
+Result<Body> DecodeBody(const w::Envelope* env) {
+  switch (env->body_type()) {
+    case w::Body::GetRequest: {
+      const auto* m = env->body_as_GetRequest();
+      GetRequest out;
+      out.key = std::string(View(m->key()));
+      Status s = CheckKey(out.key);
+      if (!s.ok()) return s;
+      auto q = DecodeQuorum(m->quorum());
+      if (!q.ok()) return q.status();
+      out.quorum = *q;
+      return Body(std::move(out));
+    }
+    case w::Body::PutRequest: {
+      const auto* m = env->body_as_PutRequest();
+      PutRequest out;
+      out.key = std::string(View(m->key()));
+      Status s = CheckKey(out.key);
+      if (!s.ok()) return s;
+      out.value = std::string(View(m->value()));
+      out.tombstone = m->tombstone();
+      out.context = std::string(View(m->context()));
+      auto q = DecodeQuorum(m->quorum());
+      if (!q.ok()) return q.status();
+      out.quorum = *q;
+      out.forwarded = m->forwarded();
+      return Body(std::move(out));
+    }
+    case w::Body::Reply: {
+      const auto* m = env->body_as_Reply();
+      Reply out;
+      out.status = FromWire(m->code(), m->message());
+      if (m->object() != nullptr) {
+        auto obj = DecodeObject(m->object());
+        if (!obj.ok()) return obj.status();
+        out.object = std::move(obj).value();
+      }
+      if (m->dot_actor() != nullptr) out.dot = Dot{std::string(View(m->dot_actor())), m->dot_counter()};
+      return Body(std::move(out));
+    }
+    case w::Body::InfoRequest: {
+      const auto* m = env->body_as_InfoRequest();
+      return Body(InfoRequest{std::string(View(m->topic())), std::string(View(m->arg()))});
+    }
+    case w::Body::InfoReply: {
+      const auto* m = env->body_as_InfoReply();
+      return Body(InfoReply{FromWire(m->code(), m->message()), std::string(View(m->json()))});
+    }
+    case w::Body::ReplicaRead: {
+      const auto* m = env->body_as_ReplicaRead();
+      ReplicaRead out{std::string(View(m->key()))};
+      Status s = CheckKey(out.key);
+      if (!s.ok()) return s;
+      return Body(std::move(out));
+    }
+    case w::Body::ReplicaReadReply: {
+      const auto* m = env->body_as_ReplicaReadReply();
+      ReplicaReadReply out;
+      out.status = FromWire(m->code(), m->message());
+      if (m->object() != nullptr) {
+        auto obj = DecodeObject(m->object());
+        if (!obj.ok()) return obj.status();
+        out.object = std::move(obj).value();
+      }
+      return Body(std::move(out));
+    }
+    case w::Body::ReplicaWrite: {
+      const auto* m = env->body_as_ReplicaWrite();
+      ReplicaWrite out;
+      out.key = std::string(View(m->key()));
+      Status s = CheckKey(out.key);
+      if (!s.ok()) return s;
+      auto obj = DecodeObject(m->object());
+      if (!obj.ok()) return obj.status();
+      out.object = std::move(obj).value();
+      out.hint_for = std::string(View(m->hint_for()));
+      return Body(std::move(out));
+    }
+    case w::Body::ReplicaWriteAck: {
+      const auto* m = env->body_as_ReplicaWriteAck();
+      return Body(ReplicaWriteAck{FromWire(m->code(), m->message())});
+    }
+    case w::Body::NONE:
+      return Status::InvalidArgument("envelope has no message");
+  }
+  return Status::InvalidArgument(
+      fmt::format("unknown message type {}", static_cast<int>(env->body_type())));
+}
+
+}  // namespace
+
+std::string EncodeEnvelope(const Envelope& env) {
+  fb::FlatBufferBuilder b(256 + (std::holds_alternative<PutRequest>(env.body)
+                                     ? std::get<PutRequest>(env.body).value.size()
+                                     : 0));
+  auto [type, body] = std::visit(BodyEncoder{b}, env.body);
+  auto from = env.from.empty() ? fb::Offset<fb::String>() : b.CreateString(env.from);
+  auto cluster = env.cluster.empty() ? fb::Offset<fb::String>() : b.CreateString(env.cluster);
+  auto root = w::CreateEnvelope(b, env.request_id, from, cluster, type, body);
+  w::FinishEnvelopeBuffer(b, root);
+  return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+}
+
+Result<Envelope> DecodeEnvelope(std::string_view bytes) {
+  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                        /*max_depth=*/64, /*max_tables=*/10'000'000);
+  if (!w::VerifyEnvelopeBuffer(verifier)) {
+    return Status::InvalidArgument(
+        fmt::format("malformed frame: {} bytes that are not a ringkv envelope", bytes.size()));
+  }
+  const w::Envelope* fe = w::GetEnvelope(bytes.data());
+  auto body = DecodeBody(fe);
+  if (!body.ok()) return body.status();
+  Envelope env;
+  env.request_id = fe->request_id();
+  env.from = std::string(View(fe->from()));
+  env.cluster = std::string(View(fe->cluster()));
+  env.body = std::move(body).value();
+  return env;
+}
+
+void AppendFrame(const Envelope& env, std::string* out) {
+  std::string bytes = EncodeEnvelope(env);
+  uint32_t len = static_cast<uint32_t>(bytes.size());
+  char prefix[4] = {static_cast<char>(len & 0xff), static_cast<char>((len >> 8) & 0xff),
+                    static_cast<char>((len >> 16) & 0xff), static_cast<char>((len >> 24) & 0xff)};
+  out->append(prefix, 4);
+  out->append(bytes);
+}
+
+int FrameReader::Next(std::string* frame) {
+  size_t avail = buffer_.size() - consumed_;
+  if (avail < 4) {
+    if (consumed_ > 0 && consumed_ == buffer_.size()) {
+      buffer_.clear();
+      consumed_ = 0;
+    }
+    return 0;
+  }
+  const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + consumed_);
+  uint64_t len = uint64_t{p[0]} | (uint64_t{p[1]} << 8) | (uint64_t{p[2]} << 16) |
+                 (uint64_t{p[3]} << 24);
+  if (len > max_frame_bytes_) {
+    oversize_length_ = len;
+    return -1;
+  }
+  if (avail - 4 < len) return 0;
+  frame->assign(buffer_.data() + consumed_ + 4, len);
+  consumed_ += 4 + len;
+  // Compact once the consumed prefix dominates, keeping appends amortised.
+  if (consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  } else if (consumed_ > 64 * 1024 && consumed_ * 2 > buffer_.size()) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  return 1;
+}
+
+std::string EncodeStoredObject(std::string_view key, const DvvSet& object) {
+  fb::FlatBufferBuilder b(128 + key.size());
+  auto k = Bytes(b, key);
+  auto obj = EncodeObject(b, object);
+  b.Finish(w::CreateStoredObject(b, k, obj));
+  std::string out(1, kStoredObjectFormat);
+  out.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return out;
+}
+
+Result<DvvSet> DecodeStoredObject(std::string_view bytes, std::string* key) {
+  if (bytes.empty() || bytes[0] != kStoredObjectFormat) {
+    return Status::Corruption("stored object has an unknown format byte");
+  }
+  bytes.remove_prefix(1);
+  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!verifier.VerifyBuffer<w::StoredObject>(nullptr)) {
+    return Status::Corruption("stored object fails verification");
+  }
+  const auto* so = fb::GetRoot<w::StoredObject>(bytes.data());
+  if (key != nullptr) *key = std::string(View(so->key()));
+  auto obj = DecodeObject(so->object());
+  if (!obj.ok()) return Status::Corruption(obj.status().message());
+  return obj;
+}
+
+std::string EncodeContext(const VersionVector& clock) {
+  fb::FlatBufferBuilder b(64);
+  auto entries = EncodeClock(b, clock);
+  b.Finish(w::CreateContext(b, entries));
+  std::string out(1, kContextFormat);
+  out.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  return out;
+}
+
+Result<VersionVector> DecodeContext(std::string_view bytes) {
+  VersionVector clock;
+  if (bytes.empty()) return clock;
+  if (bytes[0] != kContextFormat) {
+    return Status::InvalidArgument("context is not one that ringkv handed out");
+  }
+  bytes.remove_prefix(1);
+  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  if (!verifier.VerifyBuffer<w::Context>(nullptr)) {
+    return Status::InvalidArgument("context is malformed");
+  }
+  const auto* ctx = fb::GetRoot<w::Context>(bytes.data());
+  Status s = DecodeClock(ctx->clock(), &clock);
+  if (!s.ok()) return Status::InvalidArgument("context is malformed: " + s.message());
+  return clock;
+}
+
+namespace {
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+}
+
+std::string Base64Encode(std::string_view data) {
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < data.size(); i += 3) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8) | uint8_t(data[i + 2]);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (i + 1 == data.size()) {
+    uint32_t v = uint8_t(data[i]) << 16;
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += "==";
+  } else if (i + 2 == data.size()) {
+    uint32_t v = (uint8_t(data[i]) << 16) | (uint8_t(data[i + 1]) << 8);
+    out += kB64[v >> 18];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += '=';
+  }
+  return out;
+}
+
+Result<std::string> Base64Decode(std::string_view text) {
+  auto val = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+' || c == '-') return 62;
+    if (c == '/' || c == '_') return 63;
+    return -1;
+  };
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return Status::InvalidArgument("not base64: wrong length");
+  std::string out;
+  out.reserve(text.size() * 3 / 4);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int v = val(c);
+    if (v < 0) return Status::InvalidArgument(fmt::format("not base64: character '{}'", c));
+    acc = (acc << 6) | uint32_t(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xff);
+    }
+  }
+  return out;
+}
+
+bool IsPrintableUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      if (c < 0x20 && c != '\t' && c != '\n') return false;
+      if (c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    int extra;
+    uint32_t cp;
+    if ((c & 0xe0) == 0xc0) {
+      extra = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      extra = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= s.size()) return false;
+    for (int k = 1; k <= extra; ++k) {
+      auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += extra + 1;
+  }
+  return true;
+}
+
+bool IsPeerRequest(const Body& body) {
+  return std::holds_alternative<ReplicaRead>(body) || std::holds_alternative<ReplicaWrite>(body) ||
+         std::holds_alternative<PutRequest>(body);
+}
+
+const char* BodyName(const Body& body) {
+  static constexpr const char* kNames[] = {"GetRequest",  "PutRequest",       "Reply",
+                                           "InfoRequest", "InfoReply",        "ReplicaRead",
+                                           "ReplicaReadReply", "ReplicaWrite", "ReplicaWriteAck"};
+  return kNames[body.index()];
+}
+
+}  // namespace ringkv

@@ -1,0 +1,117 @@
+// LevelDB implementation of Store. Key spaces by first byte: 'o' objects
+// (see ObjectStoreKey), 'm' node metadata.
+#include <leveldb/cache.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+
+#include <fmt/format.h>
+
+#include "core/codec.h"
+#include "core/hash.h"
+#include "node/store.h"
+
+namespace ringkv {
+
+namespace {
+
+std::string MetaKey(std::string_view name) {
+  std::string k = "m";
+  k.append(name);
+  return k;
+}
+
+Status FromLevelDb(const leveldb::Status& s) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound("");
+  if (s.IsCorruption()) return Status::Corruption(s.ToString());
+  return Status::IOError(s.ToString());
+}
+
+class LevelDbStore final : public Store {
+ public:
+  LevelDbStore(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Cache> cache,
+               bool sync)
+      : cache_(std::move(cache)), db_(std::move(db)) {
+    write_options_.sync = sync;
+  }
+
+  Status Get(std::string_view key, DvvSet* object) override {
+    std::string bytes;
+    leveldb::Status s = db_->Get(read_options_, ObjectStoreKey(key), &bytes);
+    if (!s.ok()) return FromLevelDb(s);
+    auto decoded = DecodeStoredObject(bytes);
+    if (!decoded.ok()) return decoded.status();
+    *object = std::move(decoded).value();
+    return Status::OK();
+  }
+
+  Status Put(std::string_view key, const DvvSet& object) override {
+    return FromLevelDb(db_->Put(write_options_, ObjectStoreKey(key), EncodeStoredObject(key, object)));
+  }
+
+  Status Erase(std::string_view key) override {
+    return FromLevelDb(db_->Delete(write_options_, ObjectStoreKey(key)));
+  }
+
+  Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override {
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    std::string start = ObjectStoreKey("");
+    start.resize(1);
+    for (int shift = 56; shift >= 0; shift -= 8) start.push_back(char((first_hash >> shift) & 0xff));
+    for (it->Seek(start); it->Valid(); it->Next()) {
+      leveldb::Slice k = it->key();
+      if (k.size() < 9 || k[0] != 'o') break;
+      uint64_t h = 0;
+      for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(k[i]);
+      if (h > last_hash) break;
+      std::string key;
+      auto decoded = DecodeStoredObject(std::string_view(it->value().data(), it->value().size()), &key);
+      if (!decoded.ok()) {
+        return Status::Corruption(fmt::format("object at hash {:016x}: {}", h, decoded.status().message()));
+      }
+      if (!fn(key, *decoded)) break;
+    }
+    return FromLevelDb(it->status());
+  }
+
+  uint64_t CountObjects() override {
+    uint64_t n = 0;
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    for (it->Seek("o"); it->Valid() && it->key()[0] == 'o'; it->Next()) ++n;
+    return n;
+  }
+
+  Status GetMeta(std::string_view name, std::string* value) override {
+    return FromLevelDb(db_->Get(read_options_, MetaKey(name), value));
+  }
+
+  Status PutMeta(std::string_view name, std::string_view value) override {
+    leveldb::WriteOptions sync_options;
+    sync_options.sync = true;  // metadata is rare and must survive
+    return FromLevelDb(db_->Put(sync_options, MetaKey(name), leveldb::Slice(value.data(), value.size())));
+  }
+
+ private:
+  std::unique_ptr<leveldb::Cache> cache_;  // outlives db_
+  std::unique_ptr<leveldb::DB> db_;
+  leveldb::ReadOptions read_options_;
+  leveldb::WriteOptions write_options_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
+                                                const LevelDbOptions& options) {
+  std::unique_ptr<leveldb::Cache> cache(leveldb::NewLRUCache(options.cache_bytes));
+  leveldb::Options o;
+  o.create_if_missing = true;
+  o.block_cache = cache.get();
+  o.write_buffer_size = options.write_buffer_bytes;
+  leveldb::DB* raw = nullptr;
+  leveldb::Status s = leveldb::DB::Open(o, dir, &raw);
+  if (!s.ok()) return Status::IOError(fmt::format("cannot open data dir {}: {}", dir, s.ToString()));
+  return std::unique_ptr<Store>(
+      new LevelDbStore(std::unique_ptr<leveldb::DB>(raw), std::move(cache), options.sync));
+}
+
+}  // namespace ringkv

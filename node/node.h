@@ -1,0 +1,162 @@
+// Node: the protocol state machine of one ringkv node.
+//
+// It receives envelopes (from clients and peers) and timer callbacks, and
+// emits envelopes through Transport; it reads and writes its own replicas
+// through Store. It does no other I/O, so the same class runs under the libuv
+// runtime (node/runtime.h) and in the simulator (tests/sim).
+//
+// Requests (see shared/DESIGN.md, "Requests"):
+//  - GET: ask the first n replicas of the key's preference list, answer after
+//    r replies (pr of them from primaries) with their DVV merge, then keep
+//    collecting until all n answered or the timeout, and send the merge to
+//    every replica whose copy was missing or older (read repair).
+//  - PUT/DELETE: a node that is not among the key's replicas forwards the
+//    request to one that is; that replica mints the dot, stores the object,
+//    sends it to the other replicas and answers after w acknowledgements (pw
+//    from primaries; its own counts).
+//  - A request that cannot reach its quorum answers with an error that says
+//    what it got. Writes that reached fewer than w replicas stay where they
+//    landed (no rollback).
+// All state is owned by the loop thread that calls in; nothing is locked.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/histogram.h"
+#include "core/limits.h"
+#include "core/message.h"
+#include "node/env.h"
+#include "node/membership.h"
+#include "node/store.h"
+
+namespace ringkv {
+
+struct NodeConfig {
+  NodeId id;
+  std::string cluster = "ringkv";
+  uint32_t n = 3;
+  uint32_t r = 2;
+  uint32_t w = 2;
+  uint32_t timeout_ms = 2000;
+  Mode mode = Mode::kStrict;  // default for requests that do not say
+  size_t max_value_bytes = kDefaultMaxValueBytes;
+  std::string listen_address;  // for status output only
+};
+
+// Counters shown by `ringkv stats`.
+struct NodeStats {
+  uint64_t gets = 0;
+  uint64_t puts = 0;
+  uint64_t deletes = 0;
+  uint64_t forwarded_puts = 0;
+  uint64_t get_not_found = 0;
+  uint64_t read_quorum_failures = 0;
+  uint64_t write_quorum_failures = 0;
+  uint64_t invalid_requests = 0;
+  uint64_t read_repairs = 0;       // repair writes sent
+  uint64_t siblings_seen = 0;      // gets that returned more than one sibling
+  uint64_t max_siblings = 0;
+  uint64_t replica_reads = 0;      // served for coordinators (incl. self)
+  uint64_t replica_writes = 0;
+  uint64_t wrong_cluster_refused = 0;
+  Histogram get_latency_us;
+  Histogram put_latency_us;
+};
+
+class Node {
+ public:
+  Node(NodeConfig config, Membership* membership, Store* store, Transport* transport,
+       Clock* clock);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // A message arrived on connection `conn`. Peer messages carry from/cluster;
+  // their answers go to the sender through Transport::Send. Client messages
+  // are answered through Transport::Reply(conn).
+  void OnMessage(ClientId conn, Envelope env);
+  // The transport could not deliver a peer request (connection refused,
+  // reset). Fails that replica's part of the request at once.
+  void OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why);
+
+  const NodeConfig& config() const { return config_; }
+  const NodeStats& stats() const { return stats_; }
+  // JSON documents answered to InfoRequest topics.
+  std::string StatusJson() const;
+  std::string RingJson() const;
+  std::string StatsJson() const;
+  Result<std::string> PreflistJson(const std::string& key) const;
+
+  // Requests in flight (coordinated here), for tests and status.
+  size_t pending_requests() const;
+
+ private:
+  struct GetOp;
+  struct PutOp;
+  struct ForwardOp;
+  struct Resolved {
+    uint32_t n, r, w, pr, pw, timeout_ms;
+    Mode mode;
+    bool lww;
+  };
+  // A request's replicas: the first n entries of the preference list.
+  struct Targets {
+    std::vector<NodeId> nodes;
+    std::vector<bool> primary;
+  };
+
+  void HandleClient(ClientId conn, Envelope env);
+  void HandlePeer(ClientId conn, Envelope env);
+
+  Result<Resolved> ResolveQuorum(const Quorum& q) const;
+  Targets TargetsFor(const std::string& key, const Resolved& q) const;
+
+  void StartGet(ClientId conn, uint64_t client_request_id, GetRequest req);
+  void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
+                   std::optional<DvvSet> object);
+  void MaybeFinishGet(GetOp& op);
+  void FinishReadRepair(uint64_t op_id);
+
+  // origin: the client connection, or a peer node (forwarded puts).
+  struct Origin {
+    ClientId conn = 0;
+    NodeId peer;  // non-empty: reply goes to this peer
+    uint64_t request_id = 0;
+  };
+  void StartPut(Origin origin, PutRequest req);
+  void Forward(std::unique_ptr<ForwardOp> op);
+  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Targets targets);
+  void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
+  void MaybeFinishPut(PutOp& op);
+  void OnForwardReply(uint64_t op_id, Reply reply);
+
+  void Answer(const Origin& origin, Reply reply);
+  void SendPeer(const NodeId& to, uint64_t request_id, Body body);
+
+  // Local replica operations.
+  ReplicaReadReply LocalRead(const std::string& key);
+  Status LocalMerge(const std::string& key, const DvvSet& object);
+
+  std::string QuorumFailure(const char* what, uint32_t got, const char* required_name,
+                            uint32_t required, uint32_t n, uint32_t primaries_got,
+                            uint32_t pr_required, const std::map<NodeId, std::string>& failures,
+                            const std::vector<NodeId>& silent) const;
+
+  NodeConfig config_;
+  Membership* membership_;
+  Store* store_;
+  Transport* transport_;
+  Clock* clock_;
+  NodeStats stats_;
+  uint64_t next_op_id_ = 1;
+  uint64_t started_us_ = 0;
+  std::map<uint64_t, std::unique_ptr<GetOp>> gets_;
+  std::map<uint64_t, std::unique_ptr<PutOp>> puts_;
+  std::map<uint64_t, std::unique_ptr<ForwardOp>> forwards_;
+};
+
+}  // namespace ringkv

@@ -1,0 +1,474 @@
+#include "node/runtime.h"
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <set>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/codec.h"
+
+namespace ringkv {
+
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return Status::InvalidArgument(fmt::format("'{}' is not HOST:PORT", s));
+  }
+  std::string p = s.substr(colon + 1);
+  char* end = nullptr;
+  long v = std::strtol(p.c_str(), &end, 10);
+  if (*end != '\0' || v <= 0 || v > 65535) {
+    return Status::InvalidArgument(fmt::format("'{}' has no valid port (1-65535)", s));
+  }
+  *host = s.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  *port = static_cast<uint16_t>(v);
+  return Status::OK();
+}
+
+namespace {
+
+// A TCP connection, incoming (a client or a peer talking to us) or outgoing
+// (ours to a peer). Owned by Impl; freed in the close callback.
+struct Conn {
+  uv_tcp_t tcp;
+  Runtime::Impl* impl = nullptr;
+  ClientId id = 0;
+  bool outgoing = false;
+  NodeId peer;  // outgoing only
+  bool connected = false;
+  bool closing = false;
+  bool close_after_flush = false;
+  FrameReader reader{kDefaultMaxFrameBytes};
+  std::string out;       // buffered, written at the end of the loop turn
+  size_t in_flight = 0;  // bytes handed to uv_write, not yet completed
+  // Outgoing: request ids sent on this connection recently; if it breaks,
+  // the Node is told they failed (it ignores those already answered).
+  std::deque<std::pair<uint64_t, uint64_t>> sent_requests;  // (id, sent at ms)
+  char read_buf[64 * 1024];
+};
+
+struct WriteReq {
+  uv_write_t req;
+  std::string data;
+  Conn* conn;
+};
+
+struct Timer {
+  uv_timer_t handle;
+  Runtime::Impl* impl;
+  Clock::TimerId id;
+  std::function<void()> fn;
+};
+
+struct PeerState {
+  std::string address;
+  Conn* conn = nullptr;
+  uint64_t failed_at_ms = 0;  // last connect failure
+  std::string last_error;
+  bool reachable = true;
+};
+
+uint64_t SteadyMillis() { return uv_hrtime() / 1000000; }
+
+}  // namespace
+
+struct Runtime::Impl {
+  Runtime* owner;
+  RuntimeOptions options;
+  uv_loop_t loop;
+  uv_tcp_t listener;
+  uv_prepare_t flusher;
+  uv_async_t wakeup;
+  uv_signal_t sigterm, sigint;
+  std::map<ClientId, Conn*> conns;
+  std::set<Conn*> dirty;
+  std::map<NodeId, PeerState> peers;
+  std::map<Clock::TimerId, Timer*> timers;
+  std::deque<std::function<void()>> posted;
+  ClientId next_conn_id = 1;
+  Clock::TimerId next_timer_id = 1;
+  bool stopping = false;
+
+  void Post(std::function<void()> fn) {
+    posted.push_back(std::move(fn));
+    uv_async_send(&wakeup);
+  }
+
+  void MarkDirty(Conn* c) {
+    if (!c->closing) dirty.insert(c);
+  }
+
+  void Flush() {
+    auto todo = std::move(dirty);
+    dirty.clear();
+    for (Conn* c : todo) FlushConn(c);
+  }
+
+  void FlushConn(Conn* c) {
+    if (c->closing || c->out.empty() || !c->connected) return;
+    auto* w = new WriteReq;
+    w->data = std::move(c->out);
+    c->out.clear();
+    w->conn = c;
+    c->in_flight += w->data.size();
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
+                      [](uv_write_t* req, int status) {
+                        auto* w = reinterpret_cast<WriteReq*>(req);
+                        Conn* c = w->conn;
+                        c->in_flight -= w->data.size();
+                        delete w;
+                        if (status < 0) {
+                          c->impl->CloseConn(c, uv_strerror(status));
+                        } else if (c->close_after_flush && c->in_flight == 0 && c->out.empty()) {
+                          c->impl->CloseConn(c, "closed after error");
+                        }
+                      });
+    if (rc < 0) {
+      c->in_flight -= w->data.size();
+      delete w;
+      CloseConn(c, uv_strerror(rc));
+    }
+  }
+
+  void CloseConn(Conn* c, const std::string& why) {
+    if (c->closing) return;
+    c->closing = true;
+    dirty.erase(c);
+    conns.erase(c->id);
+    if (c->outgoing) {
+      auto it = peers.find(c->peer);
+      if (it != peers.end() && it->second.conn == c) {
+        it->second.conn = nullptr;
+        if (!c->connected) {
+          it->second.failed_at_ms = SteadyMillis();
+          it->second.last_error = why;
+          SetReachable(c->peer, false);
+        }
+      }
+      // Requests that may never be answered: tell the node (deferred, so
+      // the node is never re-entered from inside its own Send).
+      std::vector<uint64_t> ids;
+      for (auto& [id, at] : c->sent_requests) ids.push_back(id);
+      NodeId peer = c->peer;
+      std::string reason = c->connected ? fmt::format("connection to {} lost: {}", peer, why)
+                                        : fmt::format("{} unreachable: {}", peer, why);
+      if (!ids.empty()) {
+        Post([this, peer, ids, reason] {
+          if (owner->node_ == nullptr) return;
+          for (uint64_t id : ids) owner->node_->OnSendFailed(peer, id, reason);
+        });
+      }
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
+             [](uv_handle_t* h) { delete reinterpret_cast<Conn*>(h->data); });
+  }
+
+  void SetReachable(const NodeId& peer, bool reachable) {
+    auto& ps = peers[peer];
+    if (ps.reachable == reachable) return;
+    ps.reachable = reachable;
+    if (owner->reachability_) owner->reachability_(peer, reachable);
+  }
+
+  Conn* NewConn() {
+    auto* c = new Conn;
+    c->impl = this;
+    c->id = next_conn_id++;
+    c->reader = FrameReader(options.max_frame_bytes);
+    uv_tcp_init(&loop, &c->tcp);
+    c->tcp.data = c;
+    conns[c->id] = c;
+    return c;
+  }
+
+  void StartReading(Conn* c) {
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->tcp),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* c = reinterpret_cast<Conn*>(h->data);
+          *buf = uv_buf_init(c->read_buf, sizeof(c->read_buf));
+        },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+          auto* c = reinterpret_cast<Conn*>(s->data);
+          if (nread < 0) {
+            c->impl->CloseConn(c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
+            return;
+          }
+          if (nread == 0) return;
+          c->reader.Append(std::string_view(buf->base, static_cast<size_t>(nread)));
+          c->impl->ProcessFrames(c);
+        });
+  }
+
+  void ReplyError(Conn* c, uint64_t request_id, Status status) {
+    Envelope env{request_id, {}, {}, ringkv::Reply{std::move(status), std::nullopt}};
+    AppendFrame(env, &c->out);
+    MarkDirty(c);
+  }
+
+  void ProcessFrames(Conn* c) {
+    std::string frame;
+    while (!c->closing && !c->close_after_flush) {
+      int r = c->reader.Next(&frame);
+      if (r == 0) return;
+      if (r < 0) {
+        // Cannot find the next frame boundary: answer once, then close.
+        ReplyError(c, 0,
+                   Status::InvalidArgument(fmt::format(
+                       "frame of {} bytes exceeds the limit of {} bytes; closing the connection",
+                       c->reader.oversize_length(), options.max_frame_bytes)));
+        c->close_after_flush = true;
+        return;
+      }
+      auto env = DecodeEnvelope(frame);
+      if (!env.ok()) {
+        ReplyError(c, 0, env.status());
+        continue;
+      }
+      if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env).value());
+    }
+  }
+
+  Conn* ConnectPeer(const NodeId& id, PeerState& ps) {
+    std::string host;
+    uint16_t port = 0;
+    if (!ParseHostPort(ps.address, &host, &port).ok()) return nullptr;
+    struct sockaddr_storage addr {};
+    if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+        uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+      // A name: resolve it synchronously (peer names resolve from /etc/hosts
+      // or the container DNS; rare, at connect time only).
+      struct addrinfo hints {};
+      hints.ai_socktype = SOCK_STREAM;
+      struct addrinfo* res = nullptr;
+      if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) return nullptr;
+      std::memcpy(&addr, res->ai_addr, res->ai_addrlen);
+      reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(port);
+      freeaddrinfo(res);
+    }
+    Conn* c = NewConn();
+    c->outgoing = true;
+    c->peer = id;
+    uv_tcp_nodelay(&c->tcp, 1);
+    auto* req = new uv_connect_t;
+    req->data = c;
+    int rc = uv_tcp_connect(req, &c->tcp, reinterpret_cast<sockaddr*>(&addr), [](uv_connect_t* req, int status) {
+      auto* c = reinterpret_cast<Conn*>(req->data);
+      delete req;
+      if (c->closing) return;
+      if (status < 0) {
+        c->impl->CloseConn(c, uv_strerror(status));
+        return;
+      }
+      c->connected = true;
+      c->impl->SetReachable(c->peer, true);
+      c->impl->StartReading(c);
+      c->impl->MarkDirty(c);
+    });
+    if (rc < 0) {
+      delete req;
+      CloseConn(c, uv_strerror(rc));
+      return nullptr;
+    }
+    return c;
+  }
+};
+
+Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->owner = this;
+  impl_->options = std::move(options);
+  uv_loop_init(&impl_->loop);
+  uv_prepare_init(&impl_->loop, &impl_->flusher);
+  impl_->flusher.data = impl_.get();
+  uv_prepare_start(&impl_->flusher, [](uv_prepare_t* h) { static_cast<Impl*>(h->data)->Flush(); });
+  uv_async_init(&impl_->loop, &impl_->wakeup, [](uv_async_t* h) {
+    auto* impl = static_cast<Impl*>(h->data);
+    // Run what is queued now; what those tasks post runs on the next wakeup.
+    auto todo = std::move(impl->posted);
+    impl->posted.clear();
+    for (auto& fn : todo) fn();
+  });
+  impl_->wakeup.data = impl_.get();
+  uv_signal_init(&impl_->loop, &impl_->sigterm);
+  uv_signal_init(&impl_->loop, &impl_->sigint);
+  impl_->sigterm.data = this;
+  impl_->sigint.data = this;
+  auto on_signal = [](uv_signal_t* h, int) { static_cast<Runtime*>(h->data)->Stop(); };
+  uv_signal_start(&impl_->sigterm, on_signal, SIGTERM);
+  uv_signal_start(&impl_->sigint, on_signal, SIGINT);
+  uv_tcp_init(&impl_->loop, &impl_->listener);
+  impl_->listener.data = impl_.get();
+}
+
+Runtime::~Runtime() {
+  if (!impl_->stopping) Stop();
+  uv_run(&impl_->loop, UV_RUN_DEFAULT);  // let close callbacks run
+  uv_loop_close(&impl_->loop);
+}
+
+void Runtime::SetPeerAddress(const NodeId& id, const std::string& host_port) {
+  impl_->peers[id].address = host_port;
+}
+
+Status Runtime::Listen() {
+  struct sockaddr_storage addr {};
+  const std::string& host = impl_->options.listen_host;
+  uint16_t port = impl_->options.listen_port;
+  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+    return Status::InvalidArgument(fmt::format("cannot listen on '{}': not an IP address", host));
+  }
+  int rc = uv_tcp_bind(&impl_->listener, reinterpret_cast<sockaddr*>(&addr), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&impl_->listener), 512,
+                   [](uv_stream_t* server, int status) {
+                     auto* impl = static_cast<Impl*>(server->data);
+                     if (status < 0) return;
+                     Conn* c = impl->NewConn();
+                     if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+                       impl->CloseConn(c, "accept failed");
+                       return;
+                     }
+                     c->connected = true;
+                     uv_tcp_nodelay(&c->tcp, 1);
+                     impl->StartReading(c);
+                   });
+  }
+  if (rc < 0) {
+    return Status::IOError(fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
+  }
+  return Status::OK();
+}
+
+void Runtime::Run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
+
+void Runtime::Stop() {
+  Impl* impl = impl_.get();
+  if (impl->stopping) return;
+  impl->stopping = true;
+  impl->Flush();
+  auto noop = [](uv_handle_t*) {};
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->listener), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->flusher), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->wakeup), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigterm), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigint), noop);
+  for (auto& [id, t] : impl->timers) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&t->handle),
+             [](uv_handle_t* h) { delete reinterpret_cast<Timer*>(h->data); });
+  }
+  impl->timers.clear();
+  std::vector<Conn*> all;
+  for (auto& [id, c] : impl->conns) all.push_back(c);
+  for (Conn* c : all) {
+    // Pending output is dropped for peers; clients already got their answers
+    // flushed above when the write completed.
+    impl->CloseConn(c, "node shutting down");
+  }
+  impl->posted.clear();
+}
+
+void Runtime::Send(const NodeId& to, Envelope env) {
+  Impl* impl = impl_.get();
+  if (impl->stopping) return;
+  bool is_request = IsPeerRequest(env.body) && env.request_id != 0;
+  uint64_t rid = env.request_id;
+  auto fail = [&](const std::string& why) {
+    if (!is_request) return;
+    impl->Post([this, to, rid, why] {
+      if (node_ != nullptr) node_->OnSendFailed(to, rid, why);
+    });
+  };
+  auto it = impl->peers.find(to);
+  if (it == impl->peers.end() || it->second.address.empty()) {
+    fail(fmt::format("no address known for node {}", to));
+    return;
+  }
+  PeerState& ps = it->second;
+  if (ps.conn == nullptr) {
+    uint64_t now = SteadyMillis();
+    if (ps.failed_at_ms != 0 && now - ps.failed_at_ms < impl->options.reconnect_backoff_ms) {
+      fail(fmt::format("{} unreachable: {}", to, ps.last_error));
+      return;
+    }
+    ps.conn = impl->ConnectPeer(to, ps);
+    if (ps.conn == nullptr) {
+      ps.failed_at_ms = now;
+      ps.last_error = fmt::format("cannot resolve {}", ps.address);
+      fail(fmt::format("{} unreachable: {}", to, ps.last_error));
+      return;
+    }
+  }
+  Conn* c = ps.conn;
+  if (is_request) {
+    uint64_t now = SteadyMillis();
+    c->sent_requests.emplace_back(rid, now);
+    // Keep only what could still be pending (requests time out long before).
+    while (!c->sent_requests.empty() && now - c->sent_requests.front().second > 60000) {
+      c->sent_requests.pop_front();
+    }
+    if (c->sent_requests.size() > 100000) c->sent_requests.pop_front();
+  }
+  AppendFrame(env, &c->out);
+  impl->MarkDirty(c);
+}
+
+void Runtime::Reply(ClientId client, Envelope env) {
+  auto it = impl_->conns.find(client);
+  if (it == impl_->conns.end()) return;  // client went away
+  AppendFrame(env, &it->second->out);
+  impl_->MarkDirty(it->second);
+}
+
+uint64_t Runtime::NowMicros() { return uv_hrtime() / 1000; }
+
+uint64_t Runtime::WallMillis() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
+Clock::TimerId Runtime::After(uint64_t delay_ms, std::function<void()> fn) {
+  Impl* impl = impl_.get();
+  auto* t = new Timer;
+  t->impl = impl;
+  t->id = impl->next_timer_id++;
+  t->fn = std::move(fn);
+  t->handle.data = t;
+  uv_timer_init(&impl->loop, &t->handle);
+  impl->timers[t->id] = t;
+  if (impl->stopping) return t->id;
+  uv_timer_start(
+      &t->handle,
+      [](uv_timer_t* h) {
+        auto* t = static_cast<Timer*>(h->data);
+        t->impl->timers.erase(t->id);
+        auto fn = std::move(t->fn);
+        uv_close(reinterpret_cast<uv_handle_t*>(h),
+                 [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+        fn();
+      },
+      delay_ms, 0);
+  return t->id;
+}
+
+void Runtime::Cancel(TimerId id) {
+  auto it = impl_->timers.find(id);
+  if (it == impl_->timers.end()) return;
+  Timer* t = it->second;
+  impl_->timers.erase(it);
+  uv_timer_stop(&t->handle);
+  uv_close(reinterpret_cast<uv_handle_t*>(&t->handle),
+           [](uv_handle_t* h) { delete static_cast<Timer*>(h->data); });
+}
+
+}  // namespace ringkv

@@ -1,0 +1,68 @@
+// Runtime: runs a Node on a libuv loop with real sockets, timers and signals.
+//
+// One loop thread owns everything (as Redis does): it accepts client and peer
+// connections, splits frames, verifies and decodes them, hands envelopes to
+// the Node, and writes what the Node emits. Output is buffered per connection
+// and written once per loop turn. Each peer has one outgoing connection used
+// for every message to it; replies from a peer arrive on the peer's own
+// outgoing connection, so every message is one-way and carries a request id.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "node/env.h"
+#include "node/node.h"
+
+namespace ringkv {
+
+struct RuntimeOptions {
+  std::string listen_host = "127.0.0.1";
+  uint16_t listen_port = 7100;
+  size_t max_frame_bytes = kDefaultMaxFrameBytes;
+  // After a failed connect, messages to that peer fail at once for this long.
+  uint64_t reconnect_backoff_ms = 500;
+};
+
+class Runtime final : public Transport, public Clock {
+ public:
+  explicit Runtime(RuntimeOptions options);
+  ~Runtime() override;
+
+  // Address of every peer, by node id.
+  void SetPeerAddress(const NodeId& id, const std::string& host_port);
+  // Called when a peer becomes reachable or unreachable.
+  void OnReachability(std::function<void(const NodeId&, bool)> fn) { reachability_ = std::move(fn); }
+  void SetNode(Node* node) { node_ = node; }
+
+  // Binds the listening socket (so callers can report a clear error).
+  Status Listen();
+  // Runs until SIGTERM/SIGINT or Stop(). Returns when every handle closed.
+  void Run();
+  void Stop();
+
+  // Transport
+  void Send(const NodeId& to, Envelope env) override;
+  void Reply(ClientId client, Envelope env) override;
+
+  // Clock
+  uint64_t NowMicros() override;
+  uint64_t WallMillis() override;
+  TimerId After(uint64_t delay_ms, std::function<void()> fn) override;
+  void Cancel(TimerId id) override;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  Node* node_ = nullptr;
+  std::function<void(const NodeId&, bool)> reachability_;
+};
+
+// Splits "host:port"; InvalidArgument with a clear message otherwise.
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port);
+
+}  // namespace ringkv

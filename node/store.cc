@@ -1,0 +1,63 @@
+#include "node/store.h"
+
+#include "core/hash.h"
+
+namespace ringkv {
+
+namespace {
+
+void AppendBigEndian64(uint64_t v, std::string* out) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+}  // namespace
+
+std::string ObjectStoreKey(std::string_view key) {
+  std::string out;
+  out.reserve(9 + key.size());
+  out.push_back('o');
+  AppendBigEndian64(KeyHash(key), &out);
+  out.append(key);
+  return out;
+}
+
+Status MemoryStore::Get(std::string_view key, DvvSet* object) {
+  auto it = objects_.find(ObjectStoreKey(key));
+  if (it == objects_.end()) return Status::NotFound("");
+  *object = it->second.object;
+  return Status::OK();
+}
+
+Status MemoryStore::Put(std::string_view key, const DvvSet& object) {
+  objects_[ObjectStoreKey(key)] = Entry{std::string(key), object};
+  return Status::OK();
+}
+
+Status MemoryStore::Erase(std::string_view key) {
+  objects_.erase(ObjectStoreKey(key));
+  return Status::OK();
+}
+
+Status MemoryStore::Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) {
+  std::string start = "o";
+  AppendBigEndian64(first_hash, &start);
+  for (auto it = objects_.lower_bound(start); it != objects_.end(); ++it) {
+    if (KeyHash(it->second.key) > last_hash) break;
+    if (!fn(it->second.key, it->second.object)) break;
+  }
+  return Status::OK();
+}
+
+Status MemoryStore::GetMeta(std::string_view name, std::string* value) {
+  auto it = meta_.find(name);
+  if (it == meta_.end()) return Status::NotFound("");
+  *value = it->second;
+  return Status::OK();
+}
+
+Status MemoryStore::PutMeta(std::string_view name, std::string_view value) {
+  meta_[std::string(name)] = std::string(value);
+  return Status::OK();
+}
+
+}  // namespace ringkv

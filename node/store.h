@@ -1,0 +1,80 @@
+// Store: where a node keeps its objects and metadata.
+//
+// Objects are ordered by (KeyHash(key), key), so a partition — a contiguous
+// range of the hash space — is a contiguous range of the store that can be
+// scanned or dropped, and a Merkle segment is a sub-range of it. Metadata
+// (node id, cluster name, ring size) lives in its own key space.
+//
+// Calls are synchronous and made from the node's loop thread only. Two
+// implementations: MemoryStore (tests, simulator) and LevelDbStore.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/dvv.h"
+#include "core/status.h"
+
+namespace ringkv {
+
+class Store {
+ public:
+  // Visitor for Scan: return false to stop.
+  using ScanFn = std::function<bool(std::string_view key, const DvvSet& object)>;
+
+  virtual ~Store() = default;
+
+  // NotFound if the store has no object for key.
+  virtual Status Get(std::string_view key, DvvSet* object) = 0;
+  // Replaces the stored object. Durable on return when the store syncs.
+  virtual Status Put(std::string_view key, const DvvSet& object) = 0;
+  virtual Status Erase(std::string_view key) = 0;
+  // Visits, in (hash, key) order, every object whose KeyHash is in
+  // [first_hash, last_hash].
+  virtual Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) = 0;
+  // Number of objects (may be approximate for large stores).
+  virtual uint64_t CountObjects() = 0;
+
+  // NotFound if the metadata entry is absent.
+  virtual Status GetMeta(std::string_view name, std::string* value) = 0;
+  virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
+};
+
+// The byte key under which an object is stored: 'o', the big-endian 64-bit
+// KeyHash, then the key. Part of the on-disk format.
+std::string ObjectStoreKey(std::string_view key);
+
+class MemoryStore final : public Store {
+ public:
+  Status Get(std::string_view key, DvvSet* object) override;
+  Status Put(std::string_view key, const DvvSet& object) override;
+  Status Erase(std::string_view key) override;
+  Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override;
+  uint64_t CountObjects() override { return objects_.size(); }
+  Status GetMeta(std::string_view name, std::string* value) override;
+  Status PutMeta(std::string_view name, std::string_view value) override;
+
+ private:
+  struct Entry {
+    std::string key;
+    DvvSet object;
+  };
+  std::map<std::string, Entry, std::less<>> objects_;  // by ObjectStoreKey
+  std::map<std::string, std::string, std::less<>> meta_;
+};
+
+struct LevelDbOptions {
+  bool sync = false;              // fsync every write before acknowledging it
+  size_t cache_bytes = 32 << 20;  // block cache
+  size_t write_buffer_bytes = 16 << 20;
+};
+
+// Opens (creating if needed) a LevelDB store in dir.
+Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
+                                                const LevelDbOptions& options);
+
+}  // namespace ringkv

@@ -1,0 +1,186 @@
+#include "harness.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace ringkv::test {
+
+namespace fs = std::filesystem;
+
+std::vector<uint16_t> FreePorts(int count) {
+  std::vector<int> fds;
+  std::vector<uint16_t> ports;
+  for (int i = 0; i < count; ++i) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      throw std::runtime_error("cannot bind a free port");
+    }
+    socklen_t len = sizeof(addr);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    ports.push_back(ntohs(addr.sin_port));
+    fds.push_back(fd);
+  }
+  for (int fd : fds) close(fd);
+  return ports;
+}
+
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& in_path,
+            const std::string& out_path, const std::string& err_path) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, in_path.c_str(), O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (rc != 0) throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
+  return pid;
+}
+
+}  // namespace
+
+CliResult RunProgram(const std::vector<std::string>& argv, const std::string& input) {
+  char tmpl[] = "/tmp/ringkv-run-XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
+  std::ofstream(in, std::ios::binary) << input;
+  pid_t pid = Spawn(argv, in, out, err);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  CliResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = ReadFile(out);
+  r.err = ReadFile(err);
+  fs::remove_all(dir);
+  return r;
+}
+
+Cluster::Cluster(int nodes, std::vector<std::string> node_flags)
+    : node_flags_(std::move(node_flags)) {
+  char tmpl[] = "/tmp/ringkv-cluster-XXXXXX";
+  dir_ = mkdtemp(tmpl);
+  ports_ = FreePorts(nodes);
+  for (int i = 1; i <= nodes; ++i) {
+    pids_[i] = 0;
+  }
+  for (int i = 1; i <= nodes; ++i) Start(i);
+}
+
+Cluster::~Cluster() {
+  for (auto& [i, pid] : pids_) {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  if (std::getenv("RINGKV_KEEP_TEST_DIR") == nullptr) fs::remove_all(dir_);
+}
+
+std::string Cluster::Address(int i) const { return "127.0.0.1:" + std::to_string(ports_.at(i - 1)); }
+std::string Cluster::DataDir(int i) const { return dir_ + "/data/" + Id(i); }
+std::string Cluster::LogPath(int i) const { return dir_ + "/" + Id(i) + ".log"; }
+
+std::string Cluster::LogTail(int i, size_t bytes) const {
+  std::string log = ReadFile(LogPath(i));
+  return log.size() > bytes ? log.substr(log.size() - bytes) : log;
+}
+
+void Cluster::Start(int i) {
+  if (Running(i)) return;
+  std::string peers;
+  for (int j = 1; j <= size(); ++j) {
+    if (!peers.empty()) peers += ",";
+    peers += Id(j) + "@" + Address(j);
+  }
+  std::vector<std::string> argv = {RINGKV_NODE_BIN, "--id", Id(i), "--listen", Address(i),
+                                   "--data-dir", DataDir(i), "--peers", peers};
+  argv.insert(argv.end(), node_flags_.begin(), node_flags_.end());
+  pids_[i] = Spawn(argv, "/dev/null", LogPath(i), LogPath(i));
+  if (!WaitReady(i)) {
+    throw std::runtime_error("node " + Id(i) + " did not start; log:\n" + LogTail(i));
+  }
+}
+
+bool Cluster::WaitReady(int i) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int status = 0;
+    if (waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+      pids_[i] = 0;
+      return false;
+    }
+    auto c = Client::Connect(Address(i), 1000);
+    if (c.ok() && (*c)->Info("status").ok()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return false;
+}
+
+void Cluster::Kill(int i) {
+  if (!Running(i)) return;
+  kill(pids_[i], SIGKILL);
+  waitpid(pids_[i], nullptr, 0);
+  pids_[i] = 0;
+}
+
+int Cluster::StopAndStatus(int i) {
+  if (!Running(i)) return -1;
+  kill(pids_[i], SIGTERM);
+  int status = 0;
+  waitpid(pids_[i], &status, 0);
+  pids_[i] = 0;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void Cluster::Stop(int i) { StopAndStatus(i); }
+
+bool Cluster::Running(int i) const {
+  auto it = pids_.find(i);
+  return it != pids_.end() && it->second > 0;
+}
+
+CliResult Cluster::Cli(int i, std::vector<std::string> args) const {
+  std::vector<std::string> argv = {RINGKV_CLI_BIN, "-H", Address(i)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunProgram(argv);
+}
+
+std::unique_ptr<Client> Cluster::Connect(int i) const {
+  auto c = Client::Connect(Address(i), 10000);
+  if (!c.ok()) throw std::runtime_error(c.status().ToString());
+  return std::move(c).value();
+}
+
+}  // namespace ringkv::test
