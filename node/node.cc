@@ -117,8 +117,8 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       reply.json = RingJson();
     } else if (info->topic == "stats") {
       reply.json = StatsJson();
-    } else if (info->topic == "preflist") {
-      auto r = PreflistJson(info->arg);
+    } else if (info->topic == "preflist" || info->topic == "local") {
+      auto r = info->topic == "local" ? LocalJson(info->arg) : PreflistJson(info->arg);
       if (r.ok()) {
         reply.json = *r;
       } else {
@@ -126,7 +126,7 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       }
     } else {
       reply.status = Status::InvalidArgument(fmt::format(
-          "unknown info topic '{}' (status, ring, stats, preflist)", info->topic));
+          "unknown info topic '{}' (status, ring, stats, preflist, local)", info->topic));
     }
     transport_->Reply(conn, Envelope{rid, {}, {}, std::move(reply)});
   } else {
@@ -640,6 +640,7 @@ std::string Node::StatusJson() const {
             {"objects", store_->CountObjects()},
             {"pending_requests", pending_requests()},
             {"members", members}};
+  if (connections_report_) j["connections"] = json::parse(connections_report_());
   return j.dump();
 }
 
@@ -700,11 +701,59 @@ std::string Node::StatsJson() const {
   return j.dump();
 }
 
-Result<std::string> Node::PreflistJson(const std::string& key) const {
+namespace {
+
+Status CheckInfoKey(const std::string& key) {
   if (key.empty()) return Status::InvalidArgument("key is empty");
   if (key.size() > kMaxKeyBytes) {
     return Status::InvalidArgument(fmt::format("key is {} bytes; the limit is {}", key.size(), kMaxKeyBytes));
   }
+  return Status::OK();
+}
+
+// Text as itself, other bytes as base64 with a marker.
+void PutBytes(json& j, const char* field, const std::string& bytes) {
+  if (IsPrintableUtf8(bytes)) {
+    j[field] = bytes;
+  } else {
+    j[field] = Base64Encode(bytes);
+    j[std::string(field) == "value" ? "encoding" : std::string(field) + "_encoding"] = "base64";
+  }
+}
+
+}  // namespace
+
+Result<std::string> Node::LocalJson(const std::string& key) const {
+  Status s = CheckInfoKey(key);
+  if (!s.ok()) return s;
+  DvvSet object;
+  s = store_->Get(key, &object);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  json j;
+  PutBytes(j, "key", key);
+  j["node"] = config_.id;
+  j["found"] = s.ok() && !object.IsDeleted() && !object.empty();
+  json siblings = json::array();
+  uint64_t tombstones = 0;
+  for (const Sibling& sib : object.siblings()) {
+    if (sib.tombstone) {
+      ++tombstones;
+      continue;
+    }
+    json e;
+    PutBytes(e, "value", sib.value);
+    e["dot"] = sib.dot.ToString();
+    siblings.push_back(e);
+  }
+  j["siblings"] = siblings;
+  j["tombstones"] = tombstones;
+  j["clock"] = object.clock().ToString();
+  return j.dump();
+}
+
+Result<std::string> Node::PreflistJson(const std::string& key) const {
+  Status s = CheckInfoKey(key);
+  if (!s.ok()) return s;
   const Ring& ring = membership_->ring();
   uint64_t h = KeyHash(key);
   uint32_t p = ring.PartitionOfHash(h);

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -90,6 +91,12 @@ class Node {
   std::string RingJson() const;
   std::string StatsJson() const;
   Result<std::string> PreflistJson(const std::string& key) const;
+  // This node's own copy of a key, bypassing quorums (debugging, tests):
+  // {"key","found","siblings":[{"value","dot"}],"tombstones","clock"}.
+  Result<std::string> LocalJson(const std::string& key) const;
+
+  // Adds a "connections" document (from the runtime) to the status answer.
+  void SetConnectionsReport(std::function<std::string()> fn) { connections_report_ = std::move(fn); }
 
   // Requests in flight (coordinated here), for tests and status.
   size_t pending_requests() const;
@@ -157,6 +164,7 @@ class Node {
   std::map<uint64_t, std::unique_ptr<GetOp>> gets_;
   std::map<uint64_t, std::unique_ptr<PutOp>> puts_;
   std::map<uint64_t, std::unique_ptr<ForwardOp>> forwards_;
+  std::function<std::string()> connections_report_;
 };
 
 }  // namespace ringkv

@@ -162,6 +162,7 @@ int main(int argc, char** argv) {
     }
     Node node(config, &membership, store->get(), &runtime, &runtime);
     runtime.SetNode(&node);
+    node.SetConnectionsReport([&runtime] { return runtime.ConnectionsJson(); });
     fmt::print(stderr, "ringkv-node {} listening on {} (cluster '{}', {} members, ring {}, n={} r={} w={}, data {})\n",
                config.id, listen, config.cluster, members.size(), ring_size, config.n, config.r,
                config.w, data_dir);

@@ -71,6 +71,9 @@ struct Timer {
 struct PeerState {
   std::string address;
   Conn* conn = nullptr;
+  uint64_t connects = 0;
+  uint64_t connect_failures = 0;
+  uint64_t dropped = 0;  // messages not sent: peer unreachable
   uint64_t failed_at_ms = 0;  // last connect failure
   std::string last_error;
   bool reachable = true;
@@ -144,11 +147,17 @@ struct Runtime::Impl {
     c->closing = true;
     dirty.erase(c);
     conns.erase(c->id);
+    if (!c->outgoing && why != "closed by peer" && why != "node shutting down") {
+      fmt::print(stderr, "runtime: closed incoming connection {}: {}\n", c->id, why);
+    }
     if (c->outgoing) {
+      fmt::print(stderr, "runtime: connection to {} {}: {}\n", c->peer,
+                 c->connected ? "lost" : "failed", why);
       auto it = peers.find(c->peer);
       if (it != peers.end() && it->second.conn == c) {
         it->second.conn = nullptr;
         if (!c->connected) {
+          ++it->second.connect_failures;
           it->second.failed_at_ms = SteadyMillis();
           it->second.last_error = why;
           SetReachable(c->peer, false);
@@ -233,6 +242,12 @@ struct Runtime::Impl {
       if (!env.ok()) {
         ReplyError(c, 0, env.status());
         continue;
+      }
+      if (!env->from.empty()) {
+        // A message from a peer proves it is up: stop backing off, so our
+        // replies to it are not dropped (it may have just restarted).
+        auto p = peers.find(env->from);
+        if (p != peers.end()) p->second.failed_at_ms = 0;
       }
       if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env).value());
     }
@@ -377,12 +392,27 @@ void Runtime::Stop() {
   impl->posted.clear();
 }
 
+std::string Runtime::ConnectionsJson() const {
+  std::string out = "{";
+  bool first = true;
+  for (const auto& [id, ps] : impl_->peers) {
+    const char* state = ps.conn == nullptr ? "idle" : ps.conn->connected ? "connected" : "connecting";
+    out += fmt::format("{}\"{}\":{{\"address\":\"{}\",\"state\":\"{}\",\"connects\":{},"
+                       "\"connect_failures\":{},\"dropped\":{},\"reachable\":{}}}",
+                       first ? "" : ",", id, ps.address, state, ps.connects, ps.connect_failures,
+                       ps.dropped, ps.reachable ? "true" : "false");
+    first = false;
+  }
+  return out + "}";
+}
+
 void Runtime::Send(const NodeId& to, Envelope env) {
   Impl* impl = impl_.get();
   if (impl->stopping) return;
   bool is_request = IsPeerRequest(env.body) && env.request_id != 0;
   uint64_t rid = env.request_id;
   auto fail = [&](const std::string& why) {
+    if (auto p = impl->peers.find(to); p != impl->peers.end()) ++p->second.dropped;
     if (!is_request) return;
     impl->Post([this, to, rid, why] {
       if (node_ != nullptr) node_->OnSendFailed(to, rid, why);
@@ -400,6 +430,7 @@ void Runtime::Send(const NodeId& to, Envelope env) {
       fail(fmt::format("{} unreachable: {}", to, ps.last_error));
       return;
     }
+    ++ps.connects;
     ps.conn = impl->ConnectPeer(to, ps);
     if (ps.conn == nullptr) {
       ps.failed_at_ms = now;

@@ -38,6 +38,9 @@ class Runtime final : public Transport, public Clock {
   void OnReachability(std::function<void(const NodeId&, bool)> fn) { reachability_ = std::move(fn); }
   void SetNode(Node* node) { node_ = node; }
 
+  // JSON: per peer, the state of the outgoing connection and its counters.
+  std::string ConnectionsJson() const;
+
   // Binds the listening socket (so callers can report a clear error).
   Status Listen();
   // Runs until SIGTERM/SIGINT or Stop(). Returns when every handle closed.
