@@ -137,6 +137,51 @@ Status CheckKey(std::string_view key) {
   return Status::OK();
 }
 
+fb::Offset<fb::Vector<fb::Offset<w::MemberState>>> EncodeMembers(
+    fb::FlatBufferBuilder& b, const std::vector<MemberState>& members) {
+  std::vector<fb::Offset<w::MemberState>> out;
+  out.reserve(members.size());
+  for (const MemberState& m : members) {
+    auto id = b.CreateString(m.id);
+    auto addr = b.CreateString(m.address);
+    auto complete = Bytes(b, m.complete);
+    out.push_back(w::CreateMemberState(b, id, addr, m.incarnation, m.heartbeat,
+                                       static_cast<w::MemberStatus>(m.status), complete));
+  }
+  return b.CreateVector(out);
+}
+
+Result<std::vector<MemberState>> DecodeMembers(
+    const fb::Vector<fb::Offset<w::MemberState>>* members) {
+  std::vector<MemberState> out;
+  if (members == nullptr) return out;
+  for (const w::MemberState* fm : *members) {
+    MemberState m;
+    m.id = std::string(View(fm->id()));
+    if (m.id.empty()) return Status::InvalidArgument("member with an empty id");
+    m.address = std::string(View(fm->address()));
+    m.incarnation = fm->incarnation();
+    m.heartbeat = fm->heartbeat();
+    auto st = static_cast<uint8_t>(fm->status());
+    if (st > static_cast<uint8_t>(MemberStatus::kRemoved)) {
+      return Status::InvalidArgument(fmt::format("member {} has unknown status {}", m.id, st));
+    }
+    m.status = static_cast<MemberStatus>(st);
+    m.complete = std::string(View(fm->complete()));
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+fb::Offset<fb::Vector<uint32_t>> U32s(fb::FlatBufferBuilder& b, const std::vector<uint32_t>& v) {
+  return b.CreateVector(v);
+}
+
+std::vector<uint32_t> FromU32s(const fb::Vector<uint32_t>* v) {
+  if (v == nullptr) return {};
+  return std::vector<uint32_t>(v->begin(), v->end());
+}
+
 struct BodyEncoder {
   fb::FlatBufferBuilder& b;
 
@@ -195,6 +240,64 @@ struct BodyEncoder {
     auto msg = b.CreateString(m.status.message());
     return {w::Body::ReplicaWriteAck,
             w::CreateReplicaWriteAck(b, ToWire(m.status.code()), msg).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const GossipPush& m) {
+    auto members = EncodeMembers(b, m.members);
+    return {w::Body::GossipPush, w::CreateGossipPush(b, m.ring_size, m.n_val, members).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const GossipAck& m) {
+    auto members = EncodeMembers(b, m.members);
+    return {w::Body::GossipAck, w::CreateGossipAck(b, m.ring_size, m.n_val, members).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const HandoffRequest& m) {
+    auto after = Bytes(b, m.after);
+    return {w::Body::HandoffRequest,
+            w::CreateHandoffRequest(b, m.partition, after, m.max_objects, m.max_bytes).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const HandoffBatch& m) {
+    auto msg = b.CreateString(m.status.message());
+    std::vector<fb::Offset<w::KeyedObject>> objs;
+    objs.reserve(m.objects.size());
+    for (const KeyedObject& ko : m.objects) {
+      auto key = Bytes(b, ko.key);
+      auto obj = EncodeObject(b, ko.object);
+      objs.push_back(w::CreateKeyedObject(b, key, obj));
+    }
+    auto vec = b.CreateVector(objs);
+    auto next = Bytes(b, m.next);
+    return {w::Body::HandoffBatch,
+            w::CreateHandoffBatch(b, ToWire(m.status.code()), msg, m.partition, vec, next, m.done)
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AaeHashesRequest& m) {
+    auto idx = U32s(b, m.indices);
+    return {w::Body::AaeHashesRequest,
+            w::CreateAaeHashesRequest(b, m.partition, m.level, idx).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AaeHashesReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    auto idx = U32s(b, m.indices);
+    auto hashes = Bytes(b, m.hashes);
+    return {w::Body::AaeHashesReply,
+            w::CreateAaeHashesReply(b, ToWire(m.status.code()), msg, m.partition, m.level, idx, hashes)
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AaeSegmentRequest& m) {
+    auto segs = U32s(b, m.segments);
+    return {w::Body::AaeSegmentRequest, w::CreateAaeSegmentRequest(b, m.partition, segs).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AaeSegmentReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    std::vector<fb::Offset<w::KeyDigest>> entries;
+    entries.reserve(m.entries.size());
+    for (const KeyDigest& e : m.entries) {
+      auto key = Bytes(b, e.key);
+      auto digest = Bytes(b, e.digest);
+      entries.push_back(w::CreateKeyDigest(b, e.segment, key, digest));
+    }
+    auto vec = b.CreateVector(entries);
+    return {w::Body::AaeSegmentReply,
+            w::CreateAaeSegmentReply(b, ToWire(m.status.code()), msg, m.partition, vec).Union()};
   }
 };
 
@@ -279,6 +382,79 @@ Result<Body> DecodeBody(const w::Envelope* env) {
     case w::Body::ReplicaWriteAck: {
       const auto* m = env->body_as_ReplicaWriteAck();
       return Body(ReplicaWriteAck{FromWire(m->code(), m->message())});
+    }
+    case w::Body::GossipPush: {
+      const auto* m = env->body_as_GossipPush();
+      auto members = DecodeMembers(m->members());
+      if (!members.ok()) return members.status();
+      return Body(GossipPush{m->ring_size(), m->n_val(), std::move(members).value()});
+    }
+    case w::Body::GossipAck: {
+      const auto* m = env->body_as_GossipAck();
+      auto members = DecodeMembers(m->members());
+      if (!members.ok()) return members.status();
+      return Body(GossipAck{m->ring_size(), m->n_val(), std::move(members).value()});
+    }
+    case w::Body::HandoffRequest: {
+      const auto* m = env->body_as_HandoffRequest();
+      return Body(HandoffRequest{m->partition(), std::string(View(m->after())), m->max_objects(),
+                                 m->max_bytes()});
+    }
+    case w::Body::HandoffBatch: {
+      const auto* m = env->body_as_HandoffBatch();
+      HandoffBatch out;
+      out.status = FromWire(m->code(), m->message());
+      out.partition = m->partition();
+      if (m->objects() != nullptr) {
+        for (const w::KeyedObject* ko : *m->objects()) {
+          KeyedObject o;
+          o.key = std::string(View(ko->key()));
+          Status s = CheckKey(o.key);
+          if (!s.ok()) return s;
+          auto obj = DecodeObject(ko->object());
+          if (!obj.ok()) return obj.status();
+          o.object = std::move(obj).value();
+          out.objects.push_back(std::move(o));
+        }
+      }
+      out.next = std::string(View(m->next()));
+      out.done = m->done();
+      return Body(std::move(out));
+    }
+    case w::Body::AaeHashesRequest: {
+      const auto* m = env->body_as_AaeHashesRequest();
+      return Body(AaeHashesRequest{m->partition(), m->level(), FromU32s(m->indices())});
+    }
+    case w::Body::AaeHashesReply: {
+      const auto* m = env->body_as_AaeHashesReply();
+      AaeHashesReply out;
+      out.status = FromWire(m->code(), m->message());
+      out.partition = m->partition();
+      out.level = m->level();
+      out.indices = FromU32s(m->indices());
+      out.hashes = std::string(View(m->hashes()));
+      if (out.status.ok() && out.hashes.size() != out.indices.size() * 32) {
+        return Status::InvalidArgument("AaeHashesReply: hashes do not match indices");
+      }
+      return Body(std::move(out));
+    }
+    case w::Body::AaeSegmentRequest: {
+      const auto* m = env->body_as_AaeSegmentRequest();
+      return Body(AaeSegmentRequest{m->partition(), FromU32s(m->segments())});
+    }
+    case w::Body::AaeSegmentReply: {
+      const auto* m = env->body_as_AaeSegmentReply();
+      AaeSegmentReply out;
+      out.status = FromWire(m->code(), m->message());
+      out.partition = m->partition();
+      if (m->entries() != nullptr) {
+        for (const w::KeyDigest* e : *m->entries()) {
+          KeyDigest d{e->segment(), std::string(View(e->key())), std::string(View(e->digest()))};
+          if (d.digest.size() != 32) return Status::InvalidArgument("key digest is not 32 bytes");
+          out.entries.push_back(std::move(d));
+        }
+      }
+      return Body(std::move(out));
     }
     case w::Body::NONE:
       return Status::InvalidArgument("envelope has no message");
@@ -509,13 +685,31 @@ bool IsPrintableUtf8(std::string_view s) {
 
 bool IsPeerRequest(const Body& body) {
   return std::holds_alternative<ReplicaRead>(body) || std::holds_alternative<ReplicaWrite>(body) ||
-         std::holds_alternative<PutRequest>(body);
+         std::holds_alternative<PutRequest>(body) || std::holds_alternative<GossipPush>(body) ||
+         std::holds_alternative<HandoffRequest>(body) ||
+         std::holds_alternative<AaeHashesRequest>(body) ||
+         std::holds_alternative<AaeSegmentRequest>(body);
+}
+
+const char* MemberStatusName(MemberStatus s) {
+  switch (s) {
+    case MemberStatus::kJoining: return "joining";
+    case MemberStatus::kUp: return "up";
+    case MemberStatus::kLeaving: return "leaving";
+    case MemberStatus::kLeft: return "left";
+    case MemberStatus::kRemoved: return "removed";
+  }
+  return "unknown";
 }
 
 const char* BodyName(const Body& body) {
-  static constexpr const char* kNames[] = {"GetRequest",  "PutRequest",       "Reply",
-                                           "InfoRequest", "InfoReply",        "ReplicaRead",
-                                           "ReplicaReadReply", "ReplicaWrite", "ReplicaWriteAck"};
+  static constexpr const char* kNames[] = {
+      "GetRequest",       "PutRequest",      "Reply",          "InfoRequest",
+      "InfoReply",        "ReplicaRead",     "ReplicaReadReply", "ReplicaWrite",
+      "ReplicaWriteAck",  "GossipPush",      "GossipAck",      "HandoffRequest",
+      "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
+      "AaeSegmentReply"};
+  static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }
 

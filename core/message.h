@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/dvv.h"
 #include "core/status.h"
@@ -88,8 +89,96 @@ struct ReplicaWriteAck {
   Status status;
 };
 
+// --- membership -------------------------------------------------------------
+
+enum class MemberStatus : uint8_t { kJoining = 0, kUp = 1, kLeaving = 2, kLeft = 3, kRemoved = 4 };
+// "joining", "up", "leaving", "left", "removed"
+const char* MemberStatusName(MemberStatus s);
+
+struct MemberState {
+  NodeId id;
+  std::string address;  // host:port
+  uint64_t incarnation = 0;
+  uint64_t heartbeat = 0;
+  MemberStatus status = MemberStatus::kJoining;
+  // Bitmap, bit p (byte p/8, bit p%8): holds a complete copy of partition p.
+  std::string complete;
+
+  bool operator==(const MemberState&) const = default;
+};
+
+struct GossipPush {
+  uint32_t ring_size = 0;
+  uint32_t n_val = 0;
+  std::vector<MemberState> members;
+};
+
+struct GossipAck {
+  uint32_t ring_size = 0;
+  uint32_t n_val = 0;
+  std::vector<MemberState> members;
+};
+
+// --- ownership handoff -------------------------------------------------------
+
+struct KeyedObject {
+  std::string key;
+  DvvSet object;
+};
+
+struct HandoffRequest {
+  uint32_t partition = 0;
+  std::string after;  // store cursor; empty: from the start
+  uint32_t max_objects = 0;
+  uint32_t max_bytes = 0;
+};
+
+struct HandoffBatch {
+  Status status;
+  uint32_t partition = 0;
+  std::vector<KeyedObject> objects;
+  std::string next;
+  bool done = false;
+};
+
+// --- anti-entropy ------------------------------------------------------------
+
+struct AaeHashesRequest {
+  uint32_t partition = 0;
+  uint32_t level = 0;
+  std::vector<uint32_t> indices;
+};
+
+struct AaeHashesReply {
+  Status status;
+  uint32_t partition = 0;
+  uint32_t level = 0;
+  std::vector<uint32_t> indices;
+  std::string hashes;  // 32 bytes per index
+};
+
+struct AaeSegmentRequest {
+  uint32_t partition = 0;
+  std::vector<uint32_t> segments;
+};
+
+struct KeyDigest {
+  uint32_t segment = 0;
+  std::string key;
+  std::string digest;  // 32 bytes
+  bool operator==(const KeyDigest&) const = default;
+};
+
+struct AaeSegmentReply {
+  Status status;
+  uint32_t partition = 0;
+  std::vector<KeyDigest> entries;
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
-                          ReplicaReadReply, ReplicaWrite, ReplicaWriteAck>;
+                          ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
+                          HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
+                          AaeSegmentRequest, AaeSegmentReply>;
 
 struct Envelope {
   uint64_t request_id = 0;

@@ -30,7 +30,7 @@
 #include "core/histogram.h"
 #include "core/limits.h"
 #include "core/message.h"
-#include "node/env.h"
+#include "core/env.h"
 #include "node/membership.h"
 #include "node/store.h"
 

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "node/env.h"
+#include "core/env.h"
 #include "node/node.h"
 
 namespace ringkv {
