@@ -8,6 +8,7 @@
 
 #include "core/codec.h"
 #include "harness.h"
+#include "report.h"
 
 using nlohmann::json;
 using ringkv::Quorum;
@@ -66,7 +67,7 @@ TEST_CASE("five nodes: each key is stored on exactly its three primaries") {
   }
   std::string counts;
   for (auto& [id, n] : per_node) counts += id + "=" + std::to_string(n) + " ";
-  MESSAGE("keys per node (200 keys, n=3): " << counts);
+  REPORT("keys per node (200 keys, n=3): " << counts);
 }
 
 TEST_CASE("five nodes: w=3 with a primary killed fails with the quorum error; w=2 succeeds") {
@@ -150,7 +151,7 @@ TEST_CASE("five nodes: r=1 after a w=1 write can be stale; r+w>n never is") {
     REQUIRE_MESSAGE(got.ok(), got.status().ToString());
     if (Values(got->object) != std::vector<std::string>{value}) ++stale_reads;
   }
-  MESSAGE("r=2 w=2 n=3: 1000 pairs, " << stale_reads << " stale reads, " << failures
+  REPORT("r=2 w=2 n=3: 1000 pairs, " << stale_reads << " stale reads, " << failures
                                       << " failed writes (one replica killed at pair 500)");
   CHECK(stale_reads == 0);
   CHECK(failures == 0);
