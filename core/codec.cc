@@ -221,7 +221,8 @@ struct BodyEncoder {
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaRead& m) {
     auto key = Bytes(b, m.key);
-    return {w::Body::ReplicaRead, w::CreateReplicaRead(b, key).Union()};
+    auto hint = m.hint_for.empty() ? fb::Offset<fb::String>() : b.CreateString(m.hint_for);
+    return {w::Body::ReplicaRead, w::CreateReplicaRead(b, key, hint).Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const ReplicaReadReply& m) {
     auto msg = b.CreateString(m.status.message());
@@ -351,7 +352,7 @@ Result<Body> DecodeBody(const w::Envelope* env) {
     }
     case w::Body::ReplicaRead: {
       const auto* m = env->body_as_ReplicaRead();
-      ReplicaRead out{std::string(View(m->key()))};
+      ReplicaRead out{std::string(View(m->key())), std::string(View(m->hint_for()))};
       Status s = CheckKey(out.key);
       if (!s.ok()) return s;
       return Body(std::move(out));

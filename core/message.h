@@ -72,6 +72,7 @@ struct InfoReply {
 
 struct ReplicaRead {
   std::string key;
+  NodeId hint_for;  // asked as a fallback standing in for this primary
 };
 
 struct ReplicaReadReply {

@@ -14,6 +14,36 @@ namespace ringkv {
 
 namespace {
 
+// 'h', the target's id length (1 byte) and id, then ObjectStoreKey(key)
+// without its 'o'.
+std::string HintPrefix(const NodeId& target) {
+  std::string k = "h";
+  k.push_back(static_cast<char>(target.size()));
+  k.append(target);
+  return k;
+}
+
+std::string HintKey(const NodeId& target, std::string_view key) {
+  return HintPrefix(target) + ObjectStoreKey(key).substr(1);
+}
+
+std::string EncodeHint(const Hint& h) {
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((h.created_ms >> (8 * i)) & 0xff);
+  out += EncodeStoredObject(h.key, h.object);
+  return out;
+}
+
+Status DecodeHint(std::string_view bytes, Hint* h) {
+  if (bytes.size() < 9) return Status::Corruption("hint record too short");
+  h->created_ms = 0;
+  for (int i = 0; i < 8; ++i) h->created_ms |= uint64_t{static_cast<uint8_t>(bytes[i])} << (8 * i);
+  auto obj = DecodeStoredObject(bytes.substr(8), &h->key);
+  if (!obj.ok()) return obj.status();
+  h->object = std::move(obj).value();
+  return Status::OK();
+}
+
 std::string MetaKey(std::string_view name) {
   std::string k = "m";
   k.append(name);
@@ -79,6 +109,50 @@ class LevelDbStore final : public Store {
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     for (it->Seek("o"); it->Valid() && it->key()[0] == 'o'; it->Next()) ++n;
     return n;
+  }
+
+  Status GetHint(const NodeId& target, std::string_view key, Hint* hint) override {
+    std::string bytes;
+    leveldb::Status s = db_->Get(read_options_, HintKey(target, key), &bytes);
+    if (!s.ok()) return FromLevelDb(s);
+    return DecodeHint(bytes, hint);
+  }
+
+  Status PutHint(const NodeId& target, const Hint& hint) override {
+    return FromLevelDb(db_->Put(write_options_, HintKey(target, hint.key), EncodeHint(hint)));
+  }
+
+  Status EraseHint(const NodeId& target, std::string_view key) override {
+    return FromLevelDb(db_->Delete(write_options_, HintKey(target, key)));
+  }
+
+  Status ScanHints(const NodeId& target, const HintFn& fn) override {
+    std::string prefix = HintPrefix(target);
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+      Hint h;
+      Status s = DecodeHint(std::string_view(it->value().data(), it->value().size()), &h);
+      if (!s.ok()) return s;
+      if (!fn(h)) break;
+    }
+    return FromLevelDb(it->status());
+  }
+
+  Status SummarizeHints(std::map<NodeId, HintSummary>* out) override {
+    out->clear();
+    std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
+    for (it->Seek("h"); it->Valid() && it->key().size() > 1 && it->key()[0] == 'h'; it->Next()) {
+      leveldb::Slice k = it->key();
+      size_t len = static_cast<uint8_t>(k[1]);
+      if (k.size() < 2 + len) return Status::Corruption("bad hint key");
+      NodeId target(k.data() + 2, len);
+      Hint h;
+      Status s = DecodeHint(std::string_view(it->value().data(), it->value().size()), &h);
+      if (!s.ok()) return s;
+      HintSummary& sum = (*out)[target];
+      if (sum.count++ == 0 || h.created_ms < sum.oldest_ms) sum.oldest_ms = h.created_ms;
+    }
+    return FromLevelDb(it->status());
   }
 
   Status GetMeta(std::string_view name, std::string* value) override {

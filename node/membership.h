@@ -24,6 +24,9 @@ class Membership {
   virtual const Ring& ring() const = 0;
   virtual bool IsAlive(const NodeId& id) const = 0;
   virtual std::vector<MemberInfo> Members() const = 0;
+  // Nodes that will own key's partition once a join or leave completes and
+  // do not own it yet: writes go to them too (not counted toward w).
+  virtual std::vector<NodeId> PendingOwners(const std::string& key) const { return {}; }
 };
 
 // Membership fixed at start (--peers). Liveness follows reachability as the

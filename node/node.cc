@@ -18,13 +18,12 @@ struct Node::GetOp {
   Origin origin;
   std::string key;
   Resolved q{};
-  Targets targets;
+  ReplicaSet replicas;
   std::map<NodeId, std::optional<DvvSet>> replies;  // nullopt: replica has nothing
-  std::map<NodeId, std::string> failures;
-  uint32_t primary_replies = 0;
   bool answered = false;
   uint64_t start_us = 0;
   Clock::TimerId timer = 0;
+  Clock::TimerId straggler_timer = 0;
 };
 
 struct Node::PutOp {
@@ -32,15 +31,12 @@ struct Node::PutOp {
   Origin origin;
   std::string key;
   Resolved q{};
-  Targets targets;
+  ReplicaSet replicas;
   DvvSet object;
   Dot dot;  // minted here
-  bool is_delete = false;
-  std::set<NodeId> acked;
-  std::map<NodeId, std::string> failures;
-  uint32_t primary_acks = 0;
   uint64_t start_us = 0;
   Clock::TimerId timer = 0;
+  Clock::TimerId straggler_timer = 0;
 };
 
 struct Node::ForwardOp {
@@ -56,9 +52,7 @@ struct Node::ForwardOp {
 
 namespace {
 
-bool IsPrimaryIn(const std::vector<NodeId>& primaries, const NodeId& id) {
-  return std::find(primaries.begin(), primaries.end(), id) != primaries.end();
-}
+Reply ErrorReply(Status s) { return Reply{std::move(s), std::nullopt, std::nullopt}; }
 
 json LatencyJson(const Histogram& h) {
   auto ms = [](uint64_t us) { return static_cast<double>(us) / 1000.0; };
@@ -78,15 +72,27 @@ Node::Node(NodeConfig config, Membership* membership, Store* store, Transport* t
       membership_(membership),
       store_(store),
       transport_(transport),
-      clock_(clock) {
+      clock_(clock),
+      hints_(config_.id, config_.cluster, store, transport, clock) {
   started_us_ = clock_->NowMicros();
 }
 
 Node::~Node() {
-  for (auto& [id, op] : gets_) clock_->Cancel(op->timer);
-  for (auto& [id, op] : puts_) clock_->Cancel(op->timer);
+  hints_.Stop();
+  for (auto& [id, op] : gets_) {
+    clock_->Cancel(op->timer);
+    clock_->Cancel(op->straggler_timer);
+  }
+  for (auto& [id, op] : puts_) {
+    clock_->Cancel(op->timer);
+    clock_->Cancel(op->straggler_timer);
+  }
   for (auto& [id, op] : forwards_) clock_->Cancel(op->timer);
 }
+
+Status Node::Start() { return hints_.Start(); }
+
+void Node::OnPeerAlive(const NodeId& peer) { hints_.OnPeerAlive(peer); }
 
 size_t Node::pending_requests() const { return gets_.size() + puts_.size() + forwards_.size(); }
 
@@ -105,7 +111,7 @@ void Node::HandleClient(ClientId conn, Envelope env) {
   uint64_t rid = env.request_id;
   Origin origin{conn, {}, rid};
   if (auto* get = std::get_if<GetRequest>(&env.body)) {
-    StartGet(conn, rid, std::move(*get));
+    StartGet(origin, std::move(*get));
   } else if (auto* put = std::get_if<PutRequest>(&env.body)) {
     put->forwarded = false;  // only peers forward
     StartPut(origin, std::move(*put));
@@ -117,6 +123,8 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       reply.json = RingJson();
     } else if (info->topic == "stats") {
       reply.json = StatsJson();
+    } else if (info->topic == "hints") {
+      reply.json = hints_.Json();
     } else if (info->topic == "preflist" || info->topic == "local") {
       auto r = info->topic == "local" ? LocalJson(info->arg) : PreflistJson(info->arg);
       if (r.ok()) {
@@ -126,17 +134,15 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       }
     } else {
       reply.status = Status::InvalidArgument(fmt::format(
-          "unknown info topic '{}' (status, ring, stats, preflist, local)", info->topic));
+          "unknown info topic '{}' (status, ring, stats, hints, preflist, local)", info->topic));
     }
     transport_->Reply(conn, Envelope{rid, {}, {}, std::move(reply)});
   } else {
     ++stats_.invalid_requests;
-    transport_->Reply(
-        conn, Envelope{rid, {}, {},
-                       Reply{Status::InvalidArgument(fmt::format(
-                                 "{} is not a client request (peers must name themselves)",
-                                 BodyName(env.body))),
-                             std::nullopt}});
+    transport_->Reply(conn, Envelope{rid, {}, {},
+                                     ErrorReply(Status::InvalidArgument(fmt::format(
+                                         "{} is not a client request (peers must name themselves)",
+                                         BodyName(env.body))))});
   }
 }
 
@@ -144,18 +150,19 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   if (env.cluster != config_.cluster) {
     ++stats_.wrong_cluster_refused;
     transport_->Reply(conn, Envelope{env.request_id, {}, {},
-                                     Reply{Status::WrongCluster(fmt::format(
-                                               "node {} is in cluster '{}', not '{}'", config_.id,
-                                               config_.cluster, env.cluster)),
-                                           std::nullopt}});
+                                     ErrorReply(Status::WrongCluster(fmt::format(
+                                         "node {} is in cluster '{}', not '{}'", config_.id,
+                                         config_.cluster, env.cluster)))});
     return;
   }
   const NodeId& from = env.from;
   uint64_t rid = env.request_id;
   if (auto* rr = std::get_if<ReplicaRead>(&env.body)) {
-    SendPeer(from, rid, LocalRead(rr->key));
+    SendPeer(from, rid, LocalRead(rr->key, rr->hint_for));
   } else if (auto* rw = std::get_if<ReplicaWrite>(&env.body)) {
-    Status s = LocalMerge(rw->key, rw->object);
+    Status s = rw->hint_for.empty() || rw->hint_for == config_.id
+                   ? LocalMerge(rw->key, rw->object)
+                   : hints_.Add(rw->hint_for, rw->key, rw->object);
     if (rid != 0) SendPeer(from, rid, ReplicaWriteAck{s});
   } else if (auto* put = std::get_if<PutRequest>(&env.body)) {
     put->forwarded = true;
@@ -163,11 +170,15 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   } else if (auto* rrr = std::get_if<ReplicaReadReply>(&env.body)) {
     OnReadReply(rid, from, std::move(rrr->status), std::move(rrr->object));
   } else if (auto* ack = std::get_if<ReplicaWriteAck>(&env.body)) {
-    if (rid != 0) OnWriteAck(rid, from, std::move(ack->status));
+    if (HintedHandoff::IsReplayRequest(rid)) {
+      hints_.OnAck(from, rid, ack->status);
+    } else if (rid != 0) {
+      OnWriteAck(rid, from, std::move(ack->status));
+    }
   } else if (auto* reply = std::get_if<Reply>(&env.body)) {
     OnForwardReply(rid, std::move(*reply));
   } else {
-    ++stats_.invalid_requests;  // InfoRequest/InfoReply/GetRequest are not peer messages
+    ++stats_.invalid_requests;  // not a message peers exchange
   }
 }
 
@@ -210,28 +221,23 @@ Result<Node::Resolved> Node::ResolveQuorum(const Quorum& q) const {
   return out;
 }
 
-Node::Targets Node::TargetsFor(const std::string& key, const Resolved& q) const {
+ReplicaSet Node::ChooseReplicas(const std::string& key, const Resolved& q) const {
   const Ring& ring = membership_->ring();
-  const auto& pref = ring.PreferenceList(ring.PartitionOfKey(key));
-  Targets t;
-  // Strict: the first n entries, alive or not (the dead ones fail fast).
-  for (size_t i = 0; i < pref.size() && t.nodes.size() < q.n; ++i) {
-    t.nodes.push_back(pref[i]);
-    t.primary.push_back(true);
-  }
-  return t;
+  return ReplicaSet::Choose(ring.PreferenceList(ring.PartitionOfKey(key)), q.n,
+                            q.mode == Mode::kSloppy, [this](const NodeId& id) {
+                              return id == config_.id || membership_->IsAlive(id);
+                            });
 }
 
 // ---------------------------------------------------------------------------
 // GET
 
-void Node::StartGet(ClientId conn, uint64_t client_request_id, GetRequest req) {
+void Node::StartGet(Origin origin, GetRequest req) {
   ++stats_.gets;
-  Origin origin{conn, {}, client_request_id};
   auto q = ResolveQuorum(req.quorum);
   if (!q.ok()) {
     ++stats_.invalid_requests;
-    Answer(origin, Reply{q.status(), std::nullopt});
+    Answer(origin, ErrorReply(q.status()));
     return;
   }
   auto op = std::make_unique<GetOp>();
@@ -239,43 +245,61 @@ void Node::StartGet(ClientId conn, uint64_t client_request_id, GetRequest req) {
   op->origin = origin;
   op->key = std::move(req.key);
   op->q = *q;
-  op->targets = TargetsFor(op->key, *q);
+  op->replicas = ChooseReplicas(op->key, *q);
   op->start_us = clock_->NowMicros();
   uint64_t id = op->id;
-  op->timer = clock_->After(q->timeout_ms, [this, id] {
-    auto it = gets_.find(id);
-    if (it == gets_.end()) return;
-    GetOp& g = *it->second;
-    g.timer = 0;
-    if (!g.answered) {
-      g.answered = true;
-      std::vector<NodeId> silent;
-      for (const auto& t : g.targets.nodes) {
-        if (!g.replies.contains(t) && !g.failures.contains(t)) silent.push_back(t);
-      }
-      ++stats_.read_quorum_failures;
-      Answer(g.origin, Reply{Status::Unavailable(QuorumFailure(
-                                 "read", static_cast<uint32_t>(g.replies.size()), "r", g.q.r,
-                                 g.q.n, g.primary_replies, g.q.pr, g.failures, silent)),
-                             std::nullopt});
-    }
-    FinishReadRepair(id);
-  });
-  std::vector<NodeId> targets = op->targets.nodes;
+  op->timer = clock_->After(q->timeout_ms, [this, id] { OnGetTimeout(id); });
+  if (q->mode == Mode::kSloppy) {
+    // Replicas still silent at half the timeout get a fallback beside them.
+    op->straggler_timer = clock_->After(q->timeout_ms / 2, [this, id] {
+      auto it = gets_.find(id);
+      if (it == gets_.end()) return;
+      it->second->straggler_timer = 0;
+      for (const NodeId& silent : it->second->replicas.Silent()) AddGetFallback(*it->second, silent);
+    });
+  }
+  std::vector<ReplicaSet::Replica> replicas = op->replicas.replicas();
   std::string key = op->key;
   gets_[id] = std::move(op);
-  bool local = false;
-  for (const auto& t : targets) {
-    if (t == config_.id) {
-      local = true;
+  std::optional<ReplicaSet::Replica> local;
+  for (const auto& r : replicas) {
+    if (r.node == config_.id) {
+      local = r;
     } else {
-      SendPeer(t, id, ReplicaRead{key});
+      SendPeer(r.node, id, ReplicaRead{key, r.hint_for});
     }
   }
   if (local) {
-    ReplicaReadReply r = LocalRead(key);
+    ReplicaReadReply r = LocalRead(key, local->hint_for);
     OnReadReply(id, config_.id, std::move(r.status), std::move(r.object));
   }
+}
+
+void Node::AddGetFallback(GetOp& op, const NodeId& failed) {
+  if (op.answered) return;
+  auto sub = op.replicas.Substitute(failed);
+  if (!sub) return;
+  if (sub->node == config_.id) {
+    uint64_t id = op.id;
+    ReplicaReadReply r = LocalRead(op.key, sub->hint_for);
+    OnReadReply(id, config_.id, std::move(r.status), std::move(r.object));
+  } else {
+    SendPeer(sub->node, op.id, ReplicaRead{op.key, sub->hint_for});
+  }
+}
+
+void Node::OnGetTimeout(uint64_t id) {
+  auto it = gets_.find(id);
+  if (it == gets_.end()) return;
+  GetOp& g = *it->second;
+  g.timer = 0;
+  if (!g.answered) {
+    g.answered = true;
+    ++stats_.read_quorum_failures;
+    Answer(g.origin, ErrorReply(Status::Unavailable(
+                         g.replicas.DescribeFailure(true, g.q.r, g.q.n, g.q.pr, true))));
+  }
+  FinishReadRepair(id);
 }
 
 void Node::OnReadReply(uint64_t op_id, const NodeId& from, Status status,
@@ -283,31 +307,24 @@ void Node::OnReadReply(uint64_t op_id, const NodeId& from, Status status,
   auto it = gets_.find(op_id);
   if (it == gets_.end()) return;  // late reply after the op ended
   GetOp& op = *it->second;
-  auto pos = std::find(op.targets.nodes.begin(), op.targets.nodes.end(), from);
-  if (pos == op.targets.nodes.end()) return;  // not asked
-  if (op.replies.contains(from) || op.failures.contains(from)) return;  // duplicate
   if (status.ok() || status.IsNotFound()) {
+    if (!op.replicas.RecordOk(from)) return;  // not asked, or a duplicate
     op.replies[from] = std::move(object);
-    if (op.targets.primary[pos - op.targets.nodes.begin()]) ++op.primary_replies;
   } else {
-    op.failures[from] = status.ToString();
+    if (!op.replicas.RecordFailure(from, status.ToString())) return;
+    if (op.q.mode == Mode::kSloppy) {
+      AddGetFallback(op, from);
+      if (!gets_.contains(op_id)) return;
+    }
   }
   MaybeFinishGet(op);
 }
 
 void Node::MaybeFinishGet(GetOp& op) {
   uint64_t id = op.id;
-  size_t outstanding = op.targets.nodes.size() - op.replies.size() - op.failures.size();
+  const ReplicaSet& rs = op.replicas;
   if (!op.answered) {
-    uint32_t got = static_cast<uint32_t>(op.replies.size());
-    uint32_t primaries_outstanding = 0;
-    for (size_t i = 0; i < op.targets.nodes.size(); ++i) {
-      const auto& t = op.targets.nodes[i];
-      if (op.targets.primary[i] && !op.replies.contains(t) && !op.failures.contains(t)) {
-        ++primaries_outstanding;
-      }
-    }
-    if (got >= op.q.r && op.primary_replies >= op.q.pr) {
+    if (rs.ok() >= op.q.r && rs.ok_primaries() >= op.q.pr) {
       op.answered = true;
       DvvSet merged;
       for (const auto& [node, obj] : op.replies) {
@@ -318,7 +335,7 @@ void Node::MaybeFinishGet(GetOp& op) {
       Reply reply;
       if (merged.empty()) {
         ++stats_.get_not_found;
-        reply.status = Status::NotFound(fmt::format("key not found"));
+        reply.status = Status::NotFound("key not found");
       } else if (merged.IsDeleted()) {
         ++stats_.get_not_found;
         reply.status = Status::NotFound("key not found (deleted)");
@@ -330,18 +347,15 @@ void Node::MaybeFinishGet(GetOp& op) {
         reply.object = std::move(merged);
       }
       Answer(op.origin, std::move(reply));
-    } else if (got + outstanding < op.q.r ||
-               op.primary_replies + primaries_outstanding < op.q.pr) {
+    } else if (rs.ok() + rs.outstanding() < op.q.r ||
+               rs.ok_primaries() + rs.outstanding_primaries() < op.q.pr) {
       op.answered = true;
       ++stats_.read_quorum_failures;
-      std::vector<NodeId> silent;
-      Answer(op.origin, Reply{Status::Unavailable(QuorumFailure(
-                                  "read", got, "r", op.q.r, op.q.n, op.primary_replies,
-                                  op.q.pr, op.failures, silent)),
-                              std::nullopt});
+      Answer(op.origin, ErrorReply(Status::Unavailable(
+                            rs.DescribeFailure(true, op.q.r, op.q.n, op.q.pr, false))));
     }
   }
-  if (op.answered && outstanding == 0) FinishReadRepair(id);
+  if (op.answered && rs.outstanding() == 0) FinishReadRepair(id);
 }
 
 void Node::FinishReadRepair(uint64_t op_id) {
@@ -349,7 +363,8 @@ void Node::FinishReadRepair(uint64_t op_id) {
   if (it == gets_.end()) return;
   std::unique_ptr<GetOp> op = std::move(it->second);
   gets_.erase(it);
-  if (op->timer) clock_->Cancel(op->timer);
+  clock_->Cancel(op->timer);
+  clock_->Cancel(op->straggler_timer);
   DvvSet merged;
   for (const auto& [node, obj] : op->replies) {
     if (obj) merged = DvvSet::Sync(merged, *obj);
@@ -358,11 +373,17 @@ void Node::FinishReadRepair(uint64_t op_id) {
   if (op->q.lww) merged = DvvSet::CollapseLww(merged);
   for (const auto& [node, obj] : op->replies) {
     if (obj && *obj == merged) continue;
+    int i = op->replicas.Find(node);
+    const NodeId& hint_for = op->replicas.replicas()[i].hint_for;
     ++stats_.read_repairs;
     if (node == config_.id) {
-      LocalMerge(op->key, merged);
+      if (hint_for.empty()) {
+        LocalMerge(op->key, merged);
+      } else {
+        hints_.Add(hint_for, op->key, merged);
+      }
     } else {
-      SendPeer(node, 0, ReplicaWrite{op->key, merged, {}});
+      SendPeer(node, 0, ReplicaWrite{op->key, merged, hint_for});
     }
   }
 }
@@ -378,7 +399,7 @@ void Node::StartPut(Origin origin, PutRequest req) {
   }
   auto reject = [&](Status s) {
     ++stats_.invalid_requests;
-    Answer(origin, Reply{std::move(s), std::nullopt});
+    Answer(origin, ErrorReply(std::move(s)));
   };
   if (req.value.size() > config_.max_value_bytes) {
     return reject(Status::InvalidArgument(fmt::format(
@@ -388,10 +409,9 @@ void Node::StartPut(Origin origin, PutRequest req) {
   if (!ctx.ok()) return reject(ctx.status());
   auto q = ResolveQuorum(req.quorum);
   if (!q.ok()) return reject(q.status());
-  Targets targets = TargetsFor(req.key, *q);
-  bool self_is_replica = IsPrimaryIn(targets.nodes, config_.id);
-  if (self_is_replica || req.forwarded) {
-    CoordinatePut(origin, std::move(req), *q, std::move(targets));
+  ReplicaSet replicas = ChooseReplicas(req.key, *q);
+  if (replicas.Contains(config_.id) || req.forwarded) {
+    CoordinatePut(origin, std::move(req), *q, std::move(replicas));
     return;
   }
   ++stats_.forwarded_puts;
@@ -400,11 +420,11 @@ void Node::StartPut(Origin origin, PutRequest req) {
   op->req = std::move(req);
   op->start_us = clock_->NowMicros();
   // Replicas believed alive first, in preference order.
-  for (const auto& t : targets.nodes) {
-    if (membership_->IsAlive(t)) op->candidates.push_back(t);
+  for (const auto& r : replicas.replicas()) {
+    if (membership_->IsAlive(r.node)) op->candidates.push_back(r.node);
   }
-  for (const auto& t : targets.nodes) {
-    if (!membership_->IsAlive(t)) op->candidates.push_back(t);
+  for (const auto& r : replicas.replicas()) {
+    if (!membership_->IsAlive(r.node)) op->candidates.push_back(r.node);
   }
   op->id = next_op_id_++;
   uint64_t id = op->id;
@@ -415,10 +435,9 @@ void Node::StartPut(Origin origin, PutRequest req) {
     std::unique_ptr<ForwardOp> f = std::move(it->second);
     forwards_.erase(it);
     ++stats_.write_quorum_failures;
-    Answer(f->origin, Reply{Status::Timeout(fmt::format(
-                                "no answer from replica {} coordinating the write",
-                                f->candidates[std::min(f->next, f->candidates.size() - 1)])),
-                            std::nullopt});
+    Answer(f->origin, ErrorReply(Status::Timeout(fmt::format(
+                          "no answer from replica {} coordinating the write",
+                          f->candidates[std::min(f->next, f->candidates.size() - 1)]))));
   });
   Forward(std::move(op));
 }
@@ -442,31 +461,43 @@ void Node::OnForwardReply(uint64_t op_id, Reply reply) {
   Answer(op->origin, std::move(reply));
 }
 
-void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Targets targets) {
+void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas) {
   auto op = std::make_unique<PutOp>();
   op->id = next_op_id_++;
   op->origin = origin;
   op->key = std::move(req.key);
   op->q = q;
-  op->targets = std::move(targets);
-  op->is_delete = req.tombstone;
+  op->replicas = std::move(replicas);
   op->start_us = clock_->NowMicros();
 
+  // This node's copy: its own, or the hint it holds when it stands in as a
+  // fallback for a primary.
+  int self = op->replicas.Find(config_.id);
+  NodeId hint_for = self >= 0 ? op->replicas.replicas()[self].hint_for : NodeId();
   DvvSet local;
   Status s = store_->Get(op->key, &local);
   if (!s.ok() && !s.IsNotFound()) {
-    Answer(origin, Reply{s, std::nullopt});
+    Answer(origin, ErrorReply(s));
     return;
+  }
+  uint64_t min_counter = 0;
+  if (!hint_for.empty()) {
+    if (auto hinted = hints_.Find(hint_for, op->key)) local = DvvSet::Sync(local, *hinted);
+    // A fallback does not keep the key once its hint is delivered, so its
+    // own counter for the key may be gone: start from the wall clock, which
+    // only moves forward, so it never reuses a dot it minted before.
+    min_counter = clock_->WallMillis();
   }
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
   op->object = DvvSet::Update(local, context, config_.id, std::move(req.value), req.tombstone,
-                              clock_->WallMillis());
+                              clock_->WallMillis(), min_counter);
   op->dot = Dot{config_.id, op->object.clock().Get(config_.id)};
   if (q.lww) op->object = DvvSet::CollapseLww(op->object);
-  s = store_->Put(op->key, op->object);
+  s = hint_for.empty() ? store_->Put(op->key, op->object)
+                       : hints_.Add(hint_for, op->key, op->object);
   ++stats_.replica_writes;
   if (!s.ok()) {
-    Answer(origin, Reply{s, std::nullopt});
+    Answer(origin, ErrorReply(s));
     return;
   }
   uint64_t id = op->id;
@@ -475,61 +506,78 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Targe
     if (it == puts_.end()) return;
     std::unique_ptr<PutOp> p = std::move(it->second);
     puts_.erase(it);
-    std::vector<NodeId> silent;
-    for (const auto& t : p->targets.nodes) {
-      if (!p->acked.contains(t) && !p->failures.contains(t)) silent.push_back(t);
-    }
+    clock_->Cancel(p->straggler_timer);
     ++stats_.write_quorum_failures;
-    Answer(p->origin, Reply{Status::Unavailable(QuorumFailure(
-                                "write", static_cast<uint32_t>(p->acked.size()), "w", p->q.w,
-                                p->q.n, p->primary_acks, p->q.pw, p->failures, silent)),
-                            std::nullopt});
+    Answer(p->origin, ErrorReply(Status::Unavailable(
+                          p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true))));
   });
-  std::vector<NodeId> nodes = op->targets.nodes;
+  if (q.mode == Mode::kSloppy) {
+    op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
+      auto it = puts_.find(id);
+      if (it == puts_.end()) return;
+      it->second->straggler_timer = 0;
+      for (const NodeId& silent : it->second->replicas.Silent()) {
+        AddPutFallback(*it->second, silent);
+      }
+    });
+  }
+  std::vector<ReplicaSet::Replica> targets = op->replicas.replicas();
   DvvSet object = op->object;
   std::string key = op->key;
   puts_[id] = std::move(op);
-  for (const auto& t : nodes) {
-    if (t != config_.id) SendPeer(t, id, ReplicaWrite{key, object, {}});
+  for (const auto& r : targets) {
+    if (r.node != config_.id) SendPeer(r.node, id, ReplicaWrite{key, object, r.hint_for});
   }
-  OnWriteAck(id, config_.id, Status::OK());
+  // Nodes taking over the key's partition (join/leave in progress) get the
+  // write too, without counting toward w.
+  for (const NodeId& extra : membership_->PendingOwners(key)) {
+    if (extra != config_.id && std::none_of(targets.begin(), targets.end(),
+                                            [&](const auto& r) { return r.node == extra; })) {
+      SendPeer(extra, 0, ReplicaWrite{key, object, {}});
+    }
+  }
+  if (self >= 0) OnWriteAck(id, config_.id, Status::OK());
+}
+
+void Node::AddPutFallback(PutOp& op, const NodeId& failed) {
+  auto sub = op.replicas.Substitute(failed);
+  if (!sub) return;
+  if (sub->node == config_.id) {
+    Status s = hints_.Add(sub->hint_for, op.key, op.object);
+    OnWriteAck(op.id, config_.id, s);
+  } else {
+    SendPeer(sub->node, op.id, ReplicaWrite{op.key, op.object, sub->hint_for});
+  }
 }
 
 void Node::OnWriteAck(uint64_t op_id, const NodeId& from, Status status) {
   auto it = puts_.find(op_id);
   if (it == puts_.end()) return;
   PutOp& op = *it->second;
-  auto pos = std::find(op.targets.nodes.begin(), op.targets.nodes.end(), from);
-  if (pos == op.targets.nodes.end()) return;
-  if (op.acked.contains(from) || op.failures.contains(from)) return;
   if (status.ok()) {
-    op.acked.insert(from);
-    if (op.targets.primary[pos - op.targets.nodes.begin()]) ++op.primary_acks;
+    if (!op.replicas.RecordOk(from)) return;
   } else {
-    op.failures[from] = status.ToString();
+    if (!op.replicas.RecordFailure(from, status.ToString())) return;
+    if (op.q.mode == Mode::kSloppy) {
+      AddPutFallback(op, from);
+      if (!puts_.contains(op_id)) return;
+    }
   }
   MaybeFinishPut(op);
 }
 
 void Node::MaybeFinishPut(PutOp& op) {
-  uint32_t got = static_cast<uint32_t>(op.acked.size());
-  size_t outstanding = op.targets.nodes.size() - op.acked.size() - op.failures.size();
-  uint32_t primaries_outstanding = 0;
-  for (size_t i = 0; i < op.targets.nodes.size(); ++i) {
-    const auto& t = op.targets.nodes[i];
-    if (op.targets.primary[i] && !op.acked.contains(t) && !op.failures.contains(t)) {
-      ++primaries_outstanding;
-    }
-  }
+  const ReplicaSet& rs = op.replicas;
   Reply reply;
-  if (got >= op.q.w && op.primary_acks >= op.q.pw) {
+  if (rs.ok() >= op.q.w && rs.ok_primaries() >= op.q.pw) {
     stats_.put_latency_us.Record(clock_->NowMicros() - op.start_us);
     reply.object = op.object;
     reply.dot = op.dot;
-  } else if (got + outstanding < op.q.w || op.primary_acks + primaries_outstanding < op.q.pw) {
+  } else if (rs.ok() + rs.outstanding() < op.q.w ||
+             rs.ok_primaries() + rs.outstanding_primaries() < op.q.pw) {
     ++stats_.write_quorum_failures;
-    reply.status = Status::Unavailable(QuorumFailure("write", got, "w", op.q.w, op.q.n,
-                                                     op.primary_acks, op.q.pw, op.failures, {}));
+    reply.status =
+        Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false));
   } else {
     return;
   }
@@ -537,11 +585,14 @@ void Node::MaybeFinishPut(PutOp& op) {
   std::unique_ptr<PutOp> done = std::move(it->second);
   puts_.erase(it);
   clock_->Cancel(done->timer);
+  clock_->Cancel(done->straggler_timer);
   Answer(done->origin, std::move(reply));
 }
 
 void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why) {
-  if (gets_.contains(request_id)) {
+  if (HintedHandoff::IsReplayRequest(request_id)) {
+    hints_.OnSendFailed(to, request_id);
+  } else if (gets_.contains(request_id)) {
     OnReadReply(request_id, to, Status::Unavailable(why), std::nullopt);
   } else if (puts_.contains(request_id)) {
     OnWriteAck(request_id, to, Status::Unavailable(why));
@@ -559,52 +610,27 @@ void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string
     for (const auto& [node, reason] : op->failures) {
       tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", node, reason);
     }
-    Answer(op->origin, Reply{Status::Unavailable(fmt::format(
-                                 "no replica of the key could coordinate the write ({})", tried)),
-                             std::nullopt});
+    Answer(op->origin, ErrorReply(Status::Unavailable(fmt::format(
+                           "no replica of the key could coordinate the write ({})", tried))));
   }
-}
-
-std::string Node::QuorumFailure(const char* what, uint32_t got, const char* required_name,
-                                uint32_t required, uint32_t n, uint32_t primaries_got,
-                                uint32_t pr_required, const std::map<NodeId, std::string>& failures,
-                                const std::vector<NodeId>& silent) const {
-  bool is_read = std::string_view(what) == "read";
-  std::string s = fmt::format("{} quorum not met: {} of {}={} {} from n={} replicas", what, got,
-                              required_name, required,
-                              is_read ? "replies" : "acknowledgements", n);
-  if (pr_required > 0) {
-    s += fmt::format(", {} of {}={} from primaries", primaries_got, is_read ? "pr" : "pw",
-                     pr_required);
-  }
-  std::vector<std::string> parts;
-  if (!silent.empty()) {
-    std::string names;
-    for (const auto& id : silent) names += (names.empty() ? "" : ", ") + id;
-    parts.push_back(fmt::format("{} timed out: {}", silent.size(), names));
-  }
-  if (!failures.empty()) {
-    std::string names;
-    for (const auto& [id, why] : failures) names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", id, why);
-    parts.push_back(fmt::format("{} failed: {}", failures.size(), names));
-  }
-  if (!parts.empty()) {
-    s += " (";
-    for (size_t i = 0; i < parts.size(); ++i) s += (i ? "; " : "") + parts[i];
-    s += ")";
-  }
-  return s;
 }
 
 // ---------------------------------------------------------------------------
 // Local replica
 
-ReplicaReadReply Node::LocalRead(const std::string& key) {
+ReplicaReadReply Node::LocalRead(const std::string& key, const NodeId& hint_for) {
   ++stats_.replica_reads;
   DvvSet object;
   Status s = store_->Get(key, &object);
-  if (s.IsNotFound()) return ReplicaReadReply{Status::NotFound(""), std::nullopt};
-  if (!s.ok()) return ReplicaReadReply{s, std::nullopt};
+  if (!s.ok() && !s.IsNotFound()) return ReplicaReadReply{s, std::nullopt};
+  bool found = s.ok();
+  if (!hint_for.empty() && hint_for != config_.id) {
+    if (auto hinted = hints_.Find(hint_for, key)) {
+      object = DvvSet::Sync(object, *hinted);
+      found = true;
+    }
+  }
+  if (!found) return ReplicaReadReply{Status::NotFound(""), std::nullopt};
   return ReplicaReadReply{Status::OK(), std::move(object)};
 }
 

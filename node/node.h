@@ -31,7 +31,9 @@
 #include "core/limits.h"
 #include "core/message.h"
 #include "core/env.h"
+#include "node/hinted_handoff.h"
 #include "node/membership.h"
+#include "node/replica_set.h"
 #include "node/store.h"
 
 namespace ringkv {
@@ -43,7 +45,7 @@ struct NodeConfig {
   uint32_t r = 2;
   uint32_t w = 2;
   uint32_t timeout_ms = 2000;
-  Mode mode = Mode::kStrict;  // default for requests that do not say
+  Mode mode = Mode::kSloppy;  // default for requests that do not say
   size_t max_value_bytes = kDefaultMaxValueBytes;
   std::string listen_address;  // for status output only
 };
@@ -75,6 +77,11 @@ class Node {
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
+
+  // Loads hint queues and starts the hint replay timer.
+  Status Start();
+  // The failure detector (or transport) sees peer alive again.
+  void OnPeerAlive(const NodeId& peer);
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
   // their answers go to the sender through Transport::Send. Client messages
@@ -110,33 +117,31 @@ class Node {
     Mode mode;
     bool lww;
   };
-  // A request's replicas: the first n entries of the preference list.
-  struct Targets {
-    std::vector<NodeId> nodes;
-    std::vector<bool> primary;
-  };
-
-  void HandleClient(ClientId conn, Envelope env);
-  void HandlePeer(ClientId conn, Envelope env);
-
-  Result<Resolved> ResolveQuorum(const Quorum& q) const;
-  Targets TargetsFor(const std::string& key, const Resolved& q) const;
-
-  void StartGet(ClientId conn, uint64_t client_request_id, GetRequest req);
-  void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
-                   std::optional<DvvSet> object);
-  void MaybeFinishGet(GetOp& op);
-  void FinishReadRepair(uint64_t op_id);
-
   // origin: the client connection, or a peer node (forwarded puts).
   struct Origin {
     ClientId conn = 0;
     NodeId peer;  // non-empty: reply goes to this peer
     uint64_t request_id = 0;
   };
+
+  void HandleClient(ClientId conn, Envelope env);
+  void HandlePeer(ClientId conn, Envelope env);
+
+  Result<Resolved> ResolveQuorum(const Quorum& q) const;
+  ReplicaSet ChooseReplicas(const std::string& key, const Resolved& q) const;
+
+  void StartGet(Origin origin, GetRequest req);
+  void AddGetFallback(GetOp& op, const NodeId& failed);
+  void OnGetTimeout(uint64_t op_id);
+  void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
+                   std::optional<DvvSet> object);
+  void MaybeFinishGet(GetOp& op);
+  void FinishReadRepair(uint64_t op_id);
+
   void StartPut(Origin origin, PutRequest req);
   void Forward(std::unique_ptr<ForwardOp> op);
-  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Targets targets);
+  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas);
+  void AddPutFallback(PutOp& op, const NodeId& failed);
   void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
   void MaybeFinishPut(PutOp& op);
   void OnForwardReply(uint64_t op_id, Reply reply);
@@ -144,20 +149,17 @@ class Node {
   void Answer(const Origin& origin, Reply reply);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
 
-  // Local replica operations.
-  ReplicaReadReply LocalRead(const std::string& key);
+  // Local replica operations. A read as a fallback for hint_for includes the
+  // hinted copy.
+  ReplicaReadReply LocalRead(const std::string& key, const NodeId& hint_for = {});
   Status LocalMerge(const std::string& key, const DvvSet& object);
-
-  std::string QuorumFailure(const char* what, uint32_t got, const char* required_name,
-                            uint32_t required, uint32_t n, uint32_t primaries_got,
-                            uint32_t pr_required, const std::map<NodeId, std::string>& failures,
-                            const std::vector<NodeId>& silent) const;
 
   NodeConfig config_;
   Membership* membership_;
   Store* store_;
   Transport* transport_;
   Clock* clock_;
+  HintedHandoff hints_;
   NodeStats stats_;
   uint64_t next_op_id_ = 1;
   uint64_t started_us_ = 0;

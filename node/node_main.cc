@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> peers;
   uint32_t ring_size = 64;
   bool sync = false;
-  std::string mode = "strict";
+  std::string mode = "sloppy";
   app.add_option("--id", config.id, "This node's id, unique in the cluster (e.g. n1)")->required();
   app.add_option("--listen", listen, "Address to listen on for clients and peers")
       ->capture_default_str();
@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", config.timeout_ms, "Default request timeout")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
-  app.add_option("--mode", mode, "Default quorum mode: strict (primaries only) or sloppy")
+  app.add_option("--mode", mode,
+                 "Default quorum mode: sloppy (live fallbacks stand in for down primaries, with "
+                 "hints) or strict (primaries only)")
       ->check(CLI::IsMember({"strict", "sloppy"}))
       ->capture_default_str();
   app.add_option("--max-value-bytes", config.max_value_bytes, "Largest value accepted")
@@ -151,8 +153,10 @@ int main(int argc, char** argv) {
     for (const auto& [id, addr] : members) {
       if (id != config.id) runtime.SetPeerAddress(id, addr);
     }
+    Node* node_ptr = nullptr;
     runtime.OnReachability([&](const NodeId& id, bool up) {
       membership.SetAlive(id, up);
+      if (up && node_ptr != nullptr) node_ptr->OnPeerAlive(id);
       fmt::print(stderr, "ringkv-node {}: peer {} is {}\n", config.id, id, up ? "reachable" : "unreachable");
     });
     s = runtime.Listen();
@@ -161,6 +165,12 @@ int main(int argc, char** argv) {
       return 1;
     }
     Node node(config, &membership, store->get(), &runtime, &runtime);
+    s = node.Start();
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: {}\n", s.ToString());
+      return 1;
+    }
+    node_ptr = &node;
     runtime.SetNode(&node);
     node.SetConnectionsReport([&runtime] { return runtime.ConnectionsJson(); });
     fmt::print(stderr, "ringkv-node {} listening on {} (cluster '{}', {} members, ring {}, n={} r={} w={}, data {})\n",
@@ -168,6 +178,7 @@ int main(int argc, char** argv) {
                config.w, data_dir);
     runtime.Run();
     runtime.SetNode(nullptr);
+    node_ptr = nullptr;
     fmt::print(stderr, "ringkv-node {}: shutting down\n", config.id);
   }
   store->reset();  // closes LevelDB, flushing its log

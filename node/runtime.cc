@@ -219,7 +219,7 @@ struct Runtime::Impl {
   }
 
   void ReplyError(Conn* c, uint64_t request_id, Status status) {
-    Envelope env{request_id, {}, {}, ringkv::Reply{std::move(status), std::nullopt}};
+    Envelope env{request_id, {}, {}, ringkv::Reply{std::move(status), std::nullopt, std::nullopt}};
     AppendFrame(env, &c->out);
     MarkDirty(c);
   }

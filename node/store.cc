@@ -2,6 +2,8 @@
 
 #include "core/hash.h"
 
+#include <vector>
+
 namespace ringkv {
 
 namespace {
@@ -44,6 +46,50 @@ Status MemoryStore::Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& 
   for (auto it = objects_.lower_bound(start); it != objects_.end(); ++it) {
     if (KeyHash(it->second.key) > last_hash) break;
     if (!fn(it->second.key, it->second.object)) break;
+  }
+  return Status::OK();
+}
+
+Status MemoryStore::GetHint(const NodeId& target, std::string_view key, Hint* hint) {
+  auto t = hints_.find(target);
+  if (t == hints_.end()) return Status::NotFound("");
+  auto it = t->second.find(ObjectStoreKey(key));
+  if (it == t->second.end()) return Status::NotFound("");
+  *hint = it->second;
+  return Status::OK();
+}
+
+Status MemoryStore::PutHint(const NodeId& target, const Hint& hint) {
+  hints_[target][ObjectStoreKey(hint.key)] = hint;
+  return Status::OK();
+}
+
+Status MemoryStore::EraseHint(const NodeId& target, std::string_view key) {
+  auto t = hints_.find(target);
+  if (t == hints_.end()) return Status::OK();
+  t->second.erase(ObjectStoreKey(key));
+  if (t->second.empty()) hints_.erase(t);
+  return Status::OK();
+}
+
+Status MemoryStore::ScanHints(const NodeId& target, const HintFn& fn) {
+  auto t = hints_.find(target);
+  if (t == hints_.end()) return Status::OK();
+  std::vector<Hint> copy;  // fn may erase
+  for (const auto& [k, h] : t->second) copy.push_back(h);
+  for (const Hint& h : copy) {
+    if (!fn(h)) break;
+  }
+  return Status::OK();
+}
+
+Status MemoryStore::SummarizeHints(std::map<NodeId, HintSummary>* out) {
+  out->clear();
+  for (const auto& [target, hints] : hints_) {
+    HintSummary& s = (*out)[target];
+    for (const auto& [k, h] : hints) {
+      if (s.count++ == 0 || h.created_ms < s.oldest_ms) s.oldest_ms = h.created_ms;
+    }
   }
   return Status::OK();
 }

@@ -21,8 +21,22 @@
 
 namespace ringkv {
 
+// An object a fallback holds for a primary that was down (sloppy quorum).
+struct Hint {
+  std::string key;
+  DvvSet object;
+  uint64_t created_ms = 0;  // wall clock when first hinted; kept across merges
+};
+
+struct HintSummary {
+  uint64_t count = 0;
+  uint64_t oldest_ms = 0;  // created_ms of the oldest hint
+};
+
 class Store {
  public:
+  using HintFn = std::function<bool(const Hint& hint)>;
+
   // Visitor for Scan: return false to stop.
   using ScanFn = std::function<bool(std::string_view key, const DvvSet& object)>;
 
@@ -42,6 +56,16 @@ class Store {
   // NotFound if the metadata entry is absent.
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
+
+  // Hints, keyed by (target node, KeyHash(key), key), apart from objects.
+  // NotFound if there is no hint for (target, key).
+  virtual Status GetHint(const NodeId& target, std::string_view key, Hint* hint) = 0;
+  virtual Status PutHint(const NodeId& target, const Hint& hint) = 0;
+  virtual Status EraseHint(const NodeId& target, std::string_view key) = 0;
+  // Visits target's hints in store order until fn returns false.
+  virtual Status ScanHints(const NodeId& target, const HintFn& fn) = 0;
+  // Every target that has hints (full scan: call at start, not per request).
+  virtual Status SummarizeHints(std::map<NodeId, HintSummary>* out) = 0;
 };
 
 // The byte key under which an object is stored: 'o', the big-endian 64-bit
@@ -57,6 +81,11 @@ class MemoryStore final : public Store {
   uint64_t CountObjects() override { return objects_.size(); }
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;
+  Status GetHint(const NodeId& target, std::string_view key, Hint* hint) override;
+  Status PutHint(const NodeId& target, const Hint& hint) override;
+  Status EraseHint(const NodeId& target, std::string_view key) override;
+  Status ScanHints(const NodeId& target, const HintFn& fn) override;
+  Status SummarizeHints(std::map<NodeId, HintSummary>* out) override;
 
  private:
   struct Entry {
@@ -65,6 +94,7 @@ class MemoryStore final : public Store {
   };
   std::map<std::string, Entry, std::less<>> objects_;  // by ObjectStoreKey
   std::map<std::string, std::string, std::less<>> meta_;
+  std::map<NodeId, std::map<std::string, Hint>> hints_;  // by target, then ObjectStoreKey
 };
 
 struct LevelDbOptions {

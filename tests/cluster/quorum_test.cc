@@ -70,12 +70,12 @@ TEST_CASE("five nodes: each key is stored on exactly its three primaries") {
   REPORT("keys per node (200 keys, n=3): " << counts);
 }
 
-TEST_CASE("five nodes: w=3 with a primary killed fails with the quorum error; w=2 succeeds") {
+TEST_CASE("five nodes: strict w=3 with a primary killed fails with the quorum error; w=2 succeeds") {
   Cluster c(5);
   auto primaries = Primaries(c, "k");
   c.Kill(Index(primaries[2]));
   int coordinator = Index(primaries[0]);
-  auto r = c.Cli(coordinator, {"put", "k", "v", "--w", "3"});
+  auto r = c.Cli(coordinator, {"put", "k", "v", "--w", "3", "--strict"});
   CHECK(r.exit_code == 3);
   CHECK_MESSAGE(r.err.find("write quorum not met") != std::string::npos, r.err);
   CHECK(r.err.find("w=3") != std::string::npos);
@@ -87,7 +87,7 @@ TEST_CASE("five nodes: w=3 with a primary killed fails with the quorum error; w=
   for (int i = 1; i <= 5; ++i) {
     if (std::count(primaries.begin(), primaries.end(), c.Id(i)) == 0) other = i;
   }
-  CHECK(c.Cli(other, {"put", "k", "v", "--w", "3"}).exit_code == 3);
+  CHECK(c.Cli(other, {"put", "k", "v", "--w", "3", "--strict"}).exit_code == 3);
   CHECK(c.Cli(other, {"put", "k", "v", "--w", "2"}).exit_code == 0);
   CHECK(Stats(c, coordinator)["write_quorum_failures"].get<int>() >= 1);
 }

@@ -17,6 +17,8 @@ void SimNode::Restart() {
   for (const auto& m : world_->ring_.members()) members[m] = "sim:" + m;
   membership_ = std::make_unique<StaticMembership>(world_->ring_, members);
   node_ = std::make_unique<Node>(config_, membership_.get(), &store_, this, this);
+  Status s = node_->Start();
+  if (!s.ok()) throw std::runtime_error(s.ToString());
 }
 
 void SimNode::Crash() {
@@ -149,7 +151,7 @@ ClientId World::Request(int i, Body body, std::function<void(Envelope)> done) {
       if (it != clients_.end()) {
         auto done = std::move(it->second);
         clients_.erase(it);
-        done(Envelope{client, {}, {}, ringkv::Reply{Status::IOError("node down"), std::nullopt}});
+        done(Envelope{client, {}, {}, ringkv::Reply{Status::IOError("node down"), std::nullopt, std::nullopt}});
       }
       return;
     }

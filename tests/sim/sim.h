@@ -36,6 +36,7 @@ class World;
 class SimNode final : public Transport, public Clock {
  public:
   SimNode(World* world, int index, NodeConfig config);
+  ~SimNode() override { node_.reset(); }  // its timers refer to members below
 
   // Transport
   void Send(const NodeId& to, Envelope env) override;

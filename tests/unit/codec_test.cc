@@ -29,7 +29,7 @@ std::vector<Body> AllBodies() {
       Reply{Status::Unavailable("quorum"), SampleObject(), Dot{"n2", 7}},
       InfoRequest{"preflist", "k"},
       InfoReply{Status::OK(), "{\"a\":1}"},
-      ReplicaRead{"k"},
+      ReplicaRead{"k", "n2"},
       ReplicaReadReply{Status::NotFound("x"), std::nullopt},
       ReplicaWrite{"k", SampleObject(), "n4"},
       ReplicaWriteAck{Status::IOError("disk")},

@@ -18,6 +18,7 @@ NodeConfig Base() {
   c.r = 2;
   c.w = 2;
   c.timeout_ms = 500;
+  c.mode = Mode::kStrict;  // sloppy behaviour has its own tests below
   return c;
 }
 
