@@ -390,6 +390,39 @@ void PrintPreflist(const json& j) {
   t.Print();
 }
 
+void PrintHints(const json& j) {
+  fmt::print("node {}: {} hints queued, {} stored since start, {} replayed, {} failed sends\n",
+             Field(j, "node"), Field(j, "queued"), Field(j, "stored"), Field(j, "replayed"),
+             Field(j, "failed"));
+  if (!j.contains("targets") || !j["targets"].is_object() || j["targets"].empty()) return;
+  fmt::print("\n");
+  Table t({"FOR NODE", "QUEUED", "OLDEST AGE S", "REPLAYED", "FAILED", "IN FLIGHT"});
+  for (const auto& [target, v] : j["targets"].items()) {
+    std::string age = v.contains("oldest_age_s") && v["oldest_age_s"].is_number()
+                          ? fmt::format("{:.1f}", v["oldest_age_s"].get<double>())
+                          : "-";
+    t.Add({target, Field(v, "queued"), age, Field(v, "replayed"), Field(v, "failed"),
+           Field(v, "in_flight")});
+  }
+  t.Print();
+}
+
+// This node's own copy of a key, as `get` prints it.
+void PrintLocal(const json& j) {
+  fmt::print("node {}: ", Field(j, "node"));
+  if (j.value("found", false) == false) {
+    fmt::print("no live value for {} (clock {}, {} tombstones)\n", Field(j, "key"),
+               Field(j, "clock"), Field(j, "tombstones"));
+    return;
+  }
+  fmt::print("{} sibling(s) for {} (clock {})\n", j["siblings"].size(), Field(j, "key"),
+             Field(j, "clock"));
+  for (const auto& s : j["siblings"]) {
+    fmt::print("  {}  {}{}\n", Field(s, "dot"), Field(s, "value"),
+               s.contains("encoding") ? " (base64)" : "");
+  }
+}
+
 // ---------------------------------------------------------------------------
 // Commands
 
@@ -511,6 +544,11 @@ int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string&
     PrintRing(j);
   } else if (topic == "stats") {
     PrintStats(j);
+  } else if (topic == "hints") {
+    PrintHints(j);
+  } else if (topic == "local") {
+    PrintLocal(j);
+    if (j.value("found", false) == false) return kExitNotFound;
   } else {
     PrintPreflist(j);
   }
@@ -544,6 +582,10 @@ int main(int argc, char** argv) {
 
   auto* get = app.add_subcommand("get", "Read a key: every live sibling with its dot, and the context");
   get->add_option("KEY", key, "The key")->required();
+  bool local = false;
+  get->add_flag("--local", local,
+                "Only the copy stored on the node asked (-H), bypassing quorums and hints: "
+                "shows what that replica holds");
   AddQuorumOptions(get, &qo, /*reads=*/true);
 
   auto* put = app.add_subcommand("put", "Write a value (a blind write unless --context is given)");
@@ -568,9 +610,11 @@ int main(int argc, char** argv) {
   auto* stats = app.add_subcommand("stats", "The node's counters and latency percentiles");
   auto* preflist = app.add_subcommand("preflist", "Where a key lives: partition, hash, replicas");
   preflist->add_option("KEY", key, "The key")->required();
+  auto* hints = app.add_subcommand(
+      "hints", "Hinted handoff on the node: writes held for down nodes, per target, and replays");
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
-  for (auto* cmd : {get, put, del, status, ring, stats, preflist}) {
+  for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints}) {
     cmd->fallthrough();
     cmd->footer(sub_footer);
   }
@@ -584,6 +628,7 @@ int main(int argc, char** argv) {
     return static_cast<int>(CLI::ExitCodes::RequiredError);
   }
 
+  if (*get && local) return RunInfo(g, "local", key);
   if (*get) return RunGet(g, key, qo);
   if (*put) {
     std::string v = value;
@@ -599,5 +644,6 @@ int main(int argc, char** argv) {
   if (*ring) return RunInfo(g, "ring", "");
   if (*stats) return RunInfo(g, "stats", "");
   if (*preflist) return RunInfo(g, "preflist", key);
+  if (*hints) return RunInfo(g, "hints", "");
   return kExitRefused;  // unreachable: require_subcommand(1)
 }

@@ -167,6 +167,15 @@ void HintedHandoff::OnPeerAlive(const NodeId& peer) {
   }
 }
 
+std::optional<DvvSet> HintedHandoff::FindAny(const std::string& key) {
+  std::optional<DvvSet> merged;
+  for (const auto& [target, t] : targets_) {
+    if (t.stats.queued == 0 && t.stats.in_flight == 0) continue;
+    if (auto h = Find(target, key)) merged = merged ? DvvSet::Sync(*merged, *h) : *h;
+  }
+  return merged;
+}
+
 uint64_t HintedHandoff::queued() const {
   uint64_t n = 0;
   for (const auto& [target, t] : targets_) n += t.stats.queued;

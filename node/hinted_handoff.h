@@ -47,6 +47,9 @@ class HintedHandoff {
   Status Add(const NodeId& target, const std::string& key, const DvvSet& object);
   // The hinted copy of key held for target, if any.
   std::optional<DvvSet> Find(const NodeId& target, const std::string& key);
+  // Every hinted copy of key this node holds, whoever it is for, merged: what
+  // a fallback answers to a sloppy read.
+  std::optional<DvvSet> FindAny(const std::string& key);
 
   static bool IsReplayRequest(uint64_t request_id) { return (request_id & kRequestBit) != 0; }
   void OnAck(const NodeId& from, uint64_t request_id, const Status& status);

@@ -34,6 +34,10 @@ struct Node::PutOp {
   ReplicaSet replicas;
   DvvSet object;
   Dot dot;  // minted here
+  std::set<NodeId> coordinator_hints;  // primaries this node holds a hint for
+  bool answered = false;  // the client has its answer; the op lives on until
+                          // every replica answered, so late failures still
+                          // get a fallback (and a hint)
   uint64_t start_us = 0;
   Clock::TimerId timer = 0;
   Clock::TimerId straggler_timer = 0;
@@ -507,9 +511,11 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
     std::unique_ptr<PutOp> p = std::move(it->second);
     puts_.erase(it);
     clock_->Cancel(p->straggler_timer);
-    ++stats_.write_quorum_failures;
-    Answer(p->origin, ErrorReply(Status::Unavailable(
-                          p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true))));
+    if (!p->answered) {
+      ++stats_.write_quorum_failures;
+      Answer(p->origin, ErrorReply(Status::Unavailable(
+                            p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true))));
+    }
   });
   if (q.mode == Mode::kSloppy) {
     op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
@@ -541,7 +547,20 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
 
 void Node::AddPutFallback(PutOp& op, const NodeId& failed) {
   auto sub = op.replicas.Substitute(failed);
-  if (!sub) return;
+  if (!sub) {
+    // No live fallback is left (a small cluster): the coordinator keeps the
+    // hint itself, as Cassandra does, so the primary still gets the write
+    // when it returns. It does not count toward w.
+    int i = op.replicas.Find(failed);
+    if (i < 0) return;
+    const auto& r = op.replicas.replicas()[i];
+    NodeId primary = r.primary ? r.node : r.hint_for;
+    if (primary.empty() || primary == config_.id || !op.coordinator_hints.insert(primary).second) {
+      return;
+    }
+    if (hints_.Add(primary, op.key, op.object).ok()) ++stats_.coordinator_hints;
+    return;
+  }
   if (sub->node == config_.id) {
     Status s = hints_.Add(sub->hint_for, op.key, op.object);
     OnWriteAck(op.id, config_.id, s);
@@ -568,25 +587,28 @@ void Node::OnWriteAck(uint64_t op_id, const NodeId& from, Status status) {
 
 void Node::MaybeFinishPut(PutOp& op) {
   const ReplicaSet& rs = op.replicas;
-  Reply reply;
-  if (rs.ok() >= op.q.w && rs.ok_primaries() >= op.q.pw) {
-    stats_.put_latency_us.Record(clock_->NowMicros() - op.start_us);
-    reply.object = op.object;
-    reply.dot = op.dot;
-  } else if (rs.ok() + rs.outstanding() < op.q.w ||
-             rs.ok_primaries() + rs.outstanding_primaries() < op.q.pw) {
-    ++stats_.write_quorum_failures;
-    reply.status =
-        Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false));
-  } else {
-    return;
+  if (!op.answered) {
+    Reply reply;
+    if (rs.ok() >= op.q.w && rs.ok_primaries() >= op.q.pw) {
+      stats_.put_latency_us.Record(clock_->NowMicros() - op.start_us);
+      reply.object = op.object;
+      reply.dot = op.dot;
+      op.answered = true;
+    } else if (rs.ok() + rs.outstanding() < op.q.w ||
+               rs.ok_primaries() + rs.outstanding_primaries() < op.q.pw) {
+      ++stats_.write_quorum_failures;
+      reply.status =
+          Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false));
+      op.answered = true;
+    }
+    if (op.answered) Answer(op.origin, std::move(reply));
   }
+  if (!op.answered || rs.outstanding() > 0) return;
   auto it = puts_.find(op.id);
   std::unique_ptr<PutOp> done = std::move(it->second);
   puts_.erase(it);
   clock_->Cancel(done->timer);
   clock_->Cancel(done->straggler_timer);
-  Answer(done->origin, std::move(reply));
 }
 
 void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why) {
@@ -625,7 +647,9 @@ ReplicaReadReply Node::LocalRead(const std::string& key, const NodeId& hint_for)
   if (!s.ok() && !s.IsNotFound()) return ReplicaReadReply{s, std::nullopt};
   bool found = s.ok();
   if (!hint_for.empty() && hint_for != config_.id) {
-    if (auto hinted = hints_.Find(hint_for, key)) {
+    // Any hint for the key will do: which primary a fallback stands in for
+    // depends on the order failures were noticed.
+    if (auto hinted = hints_.FindAny(key)) {
       object = DvvSet::Sync(object, *hinted);
       found = true;
     }
@@ -720,6 +744,9 @@ std::string Node::StatsJson() const {
             {"replica_reads", s.replica_reads},
             {"replica_writes", s.replica_writes},
             {"wrong_cluster_refused", s.wrong_cluster_refused},
+            {"coordinator_hints", s.coordinator_hints},
+            {"hints_queued", hints_.queued()},
+            {"hints_stored", hints_.stored()},
             {"pending_requests", pending_requests()},
             {"objects", store_->CountObjects()},
             {"get_latency", LatencyJson(s.get_latency_us)},

@@ -66,6 +66,7 @@ struct NodeStats {
   uint64_t replica_reads = 0;      // served for coordinators (incl. self)
   uint64_t replica_writes = 0;
   uint64_t wrong_cluster_refused = 0;
+  uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
   Histogram get_latency_us;
   Histogram put_latency_us;
 };
