@@ -27,7 +27,8 @@ namespace ringkv {
 class HintedHandoff {
  public:
   // Request ids of replay writes carry this bit, so the node can route acks.
-  static constexpr uint64_t kRequestBit = uint64_t{1} << 63;
+  // (Gossip uses bit 63.)
+  static constexpr uint64_t kRequestBit = uint64_t{1} << 62;
 
   struct TargetStats {
     uint64_t queued = 0;
@@ -51,7 +52,9 @@ class HintedHandoff {
   // a fallback answers to a sloppy read.
   std::optional<DvvSet> FindAny(const std::string& key);
 
-  static bool IsReplayRequest(uint64_t request_id) { return (request_id & kRequestBit) != 0; }
+  static bool IsReplayRequest(uint64_t request_id) {
+    return (request_id >> 62) == 1;  // bit 62 set, bit 63 (gossip) clear
+  }
   void OnAck(const NodeId& from, uint64_t request_id, const Status& status);
   void OnSendFailed(const NodeId& to, uint64_t request_id);
   // The failure detector believes peer is up: replay its hints now.

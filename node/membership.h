@@ -29,33 +29,4 @@ class Membership {
   virtual std::vector<NodeId> PendingOwners(const std::string& key) const { return {}; }
 };
 
-// Membership fixed at start (--peers). Liveness follows reachability as the
-// transport reports it.
-class StaticMembership final : public Membership {
- public:
-  // members: id -> address, including this node.
-  StaticMembership(Ring ring, std::map<NodeId, std::string> members)
-      : ring_(std::move(ring)), members_(std::move(members)) {}
-
-  const Ring& ring() const override { return ring_; }
-  bool IsAlive(const NodeId& id) const override { return !down_.contains(id); }
-  std::vector<MemberInfo> Members() const override {
-    std::vector<MemberInfo> out;
-    for (const auto& [id, addr] : members_) out.push_back({id, addr, "up", IsAlive(id)});
-    return out;
-  }
-  void SetAlive(const NodeId& id, bool alive) {
-    if (alive) {
-      down_.erase(id);
-    } else {
-      down_[id] = true;
-    }
-  }
-
- private:
-  Ring ring_;
-  std::map<NodeId, std::string> members_;
-  std::map<NodeId, bool> down_;
-};
-
 }  // namespace ringkv

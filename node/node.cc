@@ -70,18 +70,78 @@ json LatencyJson(const Histogram& h) {
 
 }  // namespace
 
-Node::Node(NodeConfig config, Membership* membership, Store* store, Transport* transport,
-           Clock* clock)
+namespace {
+
+GossipConfig MakeGossipConfig(const NodeConfig& c) {
+  GossipConfig g;
+  g.id = c.id;
+  g.address = c.listen_address;
+  g.ring_size = c.ring_size;
+  g.n_val = c.n;
+  g.interval_ms = c.gossip_interval_ms;
+  g.phi_threshold = c.phi_threshold;
+  g.seeds = c.seeds;
+  g.random_seed = c.random_seed;
+  g.cluster = c.cluster;
+  return g;
+}
+
+// The bitmap of every partition `node` owns in the ring of `members`.
+std::string OwnedBitmap(const NodeConfig& c, const std::vector<NodeId>& members, const NodeId& node) {
+  std::string bitmap;
+  auto ring = Ring::Build(c.ring_size, c.n, members);
+  if (!ring.ok()) return bitmap;
+  for (uint32_t p : ring->PartitionsOf(node)) ClusterMembership::SetPartition(&bitmap, p, true);
+  return bitmap;
+}
+
+std::vector<NodeId> InitialMembers(const NodeConfig& c) {
+  std::vector<NodeId> ids{c.id};
+  for (const auto& [id, addr] : c.peers) {
+    if (id != c.id) ids.push_back(id);
+  }
+  return ids;
+}
+
+// This node's entry as it starts: a new incarnation, and the status its data
+// dir remembers (or what its flags say for a new data dir).
+MemberState InitialSelf(const NodeConfig& c, Store* store) {
+  MemberState self;
+  self.id = c.id;
+  self.address = c.listen_address;
+  std::string v;
+  self.incarnation = store->GetMeta("incarnation", &v).ok() ? std::strtoull(v.c_str(), nullptr, 10) + 1 : 1;
+  std::string status;
+  bool known = store->GetMeta("status", &status).ok();
+  if (known && (status == "up" || status == "leaving")) {
+    self.status = status == "up" ? MemberStatus::kUp : MemberStatus::kLeaving;
+  } else if (known) {
+    self.status = MemberStatus::kJoining;  // it left before: join again
+  } else {
+    self.status = c.seeds.empty() ? MemberStatus::kUp : MemberStatus::kJoining;
+  }
+  return self;
+}
+
+}  // namespace
+
+Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
     : config_(std::move(config)),
-      membership_(membership),
       store_(store),
       transport_(transport),
       clock_(clock),
-      hints_(config_.id, config_.cluster, store, transport, clock) {
+      gossiper_(MakeGossipConfig(config_), InitialSelf(config_, store), transport, clock),
+      cluster_(&gossiper_, config_.ring_size, config_.n),
+      hints_(config_.id, config_.cluster, store, transport, clock),
+      handoff_(config_.id, config_.cluster, store, transport, clock, &gossiper_, &cluster_,
+               [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); },
+               [this](const std::string& key) { return store_->Erase(key); }) {
   started_us_ = clock_->NowMicros();
 }
 
 Node::~Node() {
+  gossiper_.Stop();
+  handoff_.Stop();
   hints_.Stop();
   for (auto& [id, op] : gets_) {
     clock_->Cancel(op->timer);
@@ -94,9 +154,89 @@ Node::~Node() {
   for (auto& [id, op] : forwards_) clock_->Cancel(op->timer);
 }
 
-Status Node::Start() { return hints_.Start(); }
+Status Node::Start() {
+  const MemberState& self = gossiper_.self();
+  Status s = store_->PutMeta("incarnation", std::to_string(self.incarnation));
+  if (!s.ok()) return s;
+  std::string status;
+  if (!store_->GetMeta("status", &status).ok() || status == "left") {
+    store_->PutMeta("status", self.status == MemberStatus::kUp ? "up" : "joining");
+  }
+  // Static bootstrap: every peer is a member, Up, holding what it owns.
+  std::vector<NodeId> initial = InitialMembers(config_);
+  if (!config_.peers.empty()) {
+    GossipAck boot{config_.ring_size, config_.n, {}};
+    for (const auto& [id, addr] : config_.peers) {
+      if (id == config_.id) continue;
+      boot.members.push_back(MemberState{id, addr, 0, 0, MemberStatus::kUp, OwnedBitmap(config_, initial, id)});
+    }
+    gossiper_.OnAck(config_.id, boot);
+  }
+  std::string complete;
+  if (!store_->GetMeta("complete", &complete).ok()) {
+    // A new data dir: a founder or a statically listed member holds (empty)
+    // partitions complete from the start; a joiner pulls its own.
+    complete = config_.seeds.empty() ? OwnedBitmap(config_, initial, config_.id) : std::string();
+  }
+  if (self.status == MemberStatus::kJoining && !config_.seeds.empty()) {
+    // Nothing held before is trusted after a leave; pull afresh.
+    if (status == "left") complete.clear();
+  }
+  gossiper_.OnChange([this] { OnMembershipChange(); });
+  cluster_.Refresh();
+  s = hints_.Start();
+  if (!s.ok()) return s;
+  handoff_.OnLeft([this] {
+    // Stay a few gossip rounds so the news spreads, then exit.
+    clock_->After(3 * config_.gossip_interval_ms + 200, [this] {
+      if (on_exit_) on_exit_();
+    });
+  });
+  handoff_.Start(complete);
+  gossiper_.Start();
+  return Status::OK();
+}
 
-void Node::OnPeerAlive(const NodeId& peer) { hints_.OnPeerAlive(peer); }
+void Node::OnMembershipChange() {
+  cluster_.Refresh();
+  for (const auto& [id, m] : gossiper_.members()) {
+    if (id == config_.id) continue;
+    bool alive = cluster_.IsAlive(id);
+    if (alive && !alive_seen_.contains(id)) hints_.OnPeerAlive(id);
+    if (alive) {
+      alive_seen_.insert(id);
+    } else {
+      alive_seen_.erase(id);
+    }
+  }
+}
+
+void Node::OnReachability(const NodeId& peer, bool reachable) {
+  cluster_.SetReachable(peer, reachable);
+  if (reachable) hints_.OnPeerAlive(peer);
+}
+
+std::string Node::AddressOf(const NodeId& id) const {
+  if (id.starts_with(Gossiper::kSeedPrefix)) return id.substr(std::string_view(Gossiper::kSeedPrefix).size());
+  if (const MemberState* m = cluster_.Find(id); m != nullptr && !m->address.empty()) return m->address;
+  auto it = config_.peers.find(id);
+  return it == config_.peers.end() ? std::string() : it->second;
+}
+
+Status Node::Leave() {
+  MemberStatus s = gossiper_.self().status;
+  if (s == MemberStatus::kLeaving) return Status::OK();
+  if (s != MemberStatus::kUp) {
+    return Status::InvalidArgument(fmt::format("{} is {}; only an up node can leave", config_.id,
+                                               MemberStatusName(s)));
+  }
+  Status st = store_->PutMeta("status", "leaving");
+  if (!st.ok()) return st;
+  gossiper_.SetStatus(MemberStatus::kLeaving);
+  return Status::OK();
+}
+
+Status Node::Remove(const NodeId& id) { return gossiper_.Remove(id); }
 
 size_t Node::pending_requests() const { return gets_.size() + puts_.size() + forwards_.size(); }
 
@@ -129,6 +269,10 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       reply.json = StatsJson();
     } else if (info->topic == "hints") {
       reply.json = hints_.Json();
+    } else if (info->topic == "admin-leave" || info->topic == "admin-remove") {
+      Status s = info->topic == "admin-leave" ? Leave() : Remove(info->arg);
+      reply.status = s;
+      if (s.ok()) reply.json = StatusJson();
     } else if (info->topic == "preflist" || info->topic == "local") {
       auto r = info->topic == "local" ? LocalJson(info->arg) : PreflistJson(info->arg);
       if (r.ok()) {
@@ -181,6 +325,14 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     }
   } else if (auto* reply = std::get_if<Reply>(&env.body)) {
     OnForwardReply(rid, std::move(*reply));
+  } else if (auto* push = std::get_if<GossipPush>(&env.body)) {
+    gossiper_.OnPush(from, rid, *push);
+  } else if (auto* gack = std::get_if<GossipAck>(&env.body)) {
+    gossiper_.OnAck(from, *gack);
+  } else if (auto* hreq = std::get_if<HandoffRequest>(&env.body)) {
+    SendPeer(from, rid, handoff_.Serve(*hreq));
+  } else if (auto* batch = std::get_if<HandoffBatch>(&env.body)) {
+    handoff_.OnBatch(from, rid, std::move(*batch));
   } else {
     ++stats_.invalid_requests;  // not a message peers exchange
   }
@@ -612,7 +764,11 @@ void Node::MaybeFinishPut(PutOp& op) {
 }
 
 void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why) {
-  if (HintedHandoff::IsReplayRequest(request_id)) {
+  if (Gossiper::IsGossipRequestId(request_id)) {
+    gossiper_.OnSendFailed(to);
+  } else if (OwnershipHandoff::IsHandoffRequest(request_id)) {
+    handoff_.OnSendFailed(to, request_id);
+  } else if (HintedHandoff::IsReplayRequest(request_id)) {
     hints_.OnSendFailed(to, request_id);
   } else if (gets_.contains(request_id)) {
     OnReadReply(request_id, to, Status::Unavailable(why), std::nullopt);

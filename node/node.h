@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <set>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,8 +32,11 @@
 #include "core/limits.h"
 #include "core/message.h"
 #include "core/env.h"
+#include "gossip/gossiper.h"
+#include "node/cluster_membership.h"
 #include "node/hinted_handoff.h"
 #include "node/membership.h"
+#include "node/ownership_handoff.h"
 #include "node/replica_set.h"
 #include "node/store.h"
 
@@ -47,7 +51,18 @@ struct NodeConfig {
   uint32_t timeout_ms = 2000;
   Mode mode = Mode::kSloppy;  // default for requests that do not say
   size_t max_value_bytes = kDefaultMaxValueBytes;
-  std::string listen_address;  // for status output only
+  std::string listen_address;  // host:port peers and clients reach this node at
+
+  // Membership. With peers: every listed node (id -> host:port) is a member
+  // from the start (all Up). With seeds: this node joins through them
+  // (Joining, then Up once it holds its partitions). With neither: this node
+  // founds a new cluster. A restarted node keeps what its data dir says.
+  uint32_t ring_size = 64;
+  std::map<NodeId, std::string> peers;
+  std::vector<std::string> seeds;
+  uint64_t gossip_interval_ms = 1000;
+  double phi_threshold = 8.0;
+  uint64_t random_seed = 0;
 };
 
 // Counters shown by `ringkv stats`.
@@ -73,16 +88,24 @@ struct NodeStats {
 
 class Node {
  public:
-  Node(NodeConfig config, Membership* membership, Store* store, Transport* transport,
-       Clock* clock);
+  Node(NodeConfig config, Store* store, Transport* transport, Clock* clock);
   ~Node();
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
-  // Loads hint queues and starts the hint replay timer.
+  // Persists this start's incarnation, loads hint queues and handoff state,
+  // and starts gossip, hint replay and ownership handoff.
   Status Start();
-  // The failure detector (or transport) sees peer alive again.
-  void OnPeerAlive(const NodeId& peer);
+  // The transport connected to (true) or was refused by (false) a peer.
+  void OnReachability(const NodeId& peer, bool reachable);
+  // The host:port of a member (or of a "seed:host:port" pseudo id), for the
+  // transport; empty if unknown.
+  std::string AddressOf(const NodeId& id) const;
+  // Called once this node has left the cluster (status Left) and may exit.
+  void OnExit(std::function<void()> fn) { on_exit_ = std::move(fn); }
+  const Gossiper& gossiper() const { return gossiper_; }
+  const ClusterMembership& membership() const { return cluster_; }
+  const HintedHandoff& hints() const { return hints_; }
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
   // their answers go to the sender through Transport::Send. Client messages
@@ -102,6 +125,9 @@ class Node {
   // This node's own copy of a key, bypassing quorums (debugging, tests):
   // {"key","found","siblings":[{"value","dot"}],"tombstones","clock"}.
   Result<std::string> LocalJson(const std::string& key) const;
+  // Admin: this node leaves the cluster / an operator removes a dead node.
+  Status Leave();
+  Status Remove(const NodeId& id);
 
   // Adds a "connections" document (from the runtime) to the status answer.
   void SetConnectionsReport(std::function<std::string()> fn) { connections_report_ = std::move(fn); }
@@ -125,6 +151,7 @@ class Node {
     uint64_t request_id = 0;
   };
 
+  void OnMembershipChange();
   void HandleClient(ClientId conn, Envelope env);
   void HandlePeer(ClientId conn, Envelope env);
 
@@ -156,11 +183,16 @@ class Node {
   Status LocalMerge(const std::string& key, const DvvSet& object);
 
   NodeConfig config_;
-  Membership* membership_;
   Store* store_;
   Transport* transport_;
   Clock* clock_;
+  Gossiper gossiper_;
+  ClusterMembership cluster_;
+  Membership* membership_ = &cluster_;
   HintedHandoff hints_;
+  OwnershipHandoff handoff_;
+  std::function<void()> on_exit_;
+  std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
   uint64_t next_op_id_ = 1;
   uint64_t started_us_ = 0;

@@ -2,6 +2,8 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <chrono>
+#include <functional>
 #include <map>
 
 #include <CLI/CLI.hpp>
@@ -63,10 +65,26 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", data_dir, "Directory of this node's LevelDB store")->required();
   app.add_option("--cluster", config.cluster, "Cluster name; peers of another cluster are refused")
       ->capture_default_str();
-  app.add_option("--peers", peers,
-                 "Every member of the cluster as ID@HOST:PORT (comma-separated; may include "
-                 "this node). Without it the node is a cluster of one.")
+  std::string advertise_flag;
+  std::vector<std::string> join;
+  app.add_option("--advertise", advertise_flag,
+                 "HOST:PORT peers and clients use to reach this node (default: --listen; required "
+                 "when listening on 0.0.0.0)");
+  app.add_option("--join", join,
+                 "Join an existing cluster through these seeds, HOST:PORT[,HOST:PORT]: the node "
+                 "pulls the partitions it will own, then goes up")
       ->delimiter(',');
+  app.add_option("--peers", peers,
+                 "Start with a fixed set of members, ID@HOST:PORT,... (may include this node), all "
+                 "up at once. Without --peers and --join the node founds a new cluster.")
+      ->delimiter(',');
+  app.add_option("--gossip-interval-ms", config.gossip_interval_ms, "One gossip round")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  app.add_option("--phi-threshold", config.phi_threshold,
+                 "Failure detector: suspicion level (phi accrual) at which a peer is marked down")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 50.0));
   app.add_option("--ring-size", ring_size, "Partitions on the ring (power of two, fixed at creation)")
       ->capture_default_str();
   app.add_option("--n", config.n, "Default replicas per key")->capture_default_str()->check(CLI::Range(1, 64));
@@ -100,7 +118,23 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  std::map<NodeId, std::string> members{{config.id, listen}};
+  std::string advertise = advertise_flag.empty() ? listen : advertise_flag;
+  {
+    std::string host;
+    uint16_t port;
+    s = ParseHostPort(advertise, &host, &port);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: --advertise: {}\n", s.message());
+      return 2;
+    }
+    if (host == "0.0.0.0" || host == "::") {
+      fmt::print(stderr,
+                 "ringkv-node: --listen {} is not an address peers can reach; give "
+                 "--advertise HOST:PORT\n", listen);
+      return 2;
+    }
+  }
+  config.listen_address = advertise;
   for (const auto& p : peers) {
     auto at = p.find('@');
     if (at == std::string::npos || at == 0) {
@@ -114,19 +148,33 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ringkv-node: --peers: {}\n", s.message());
       return 2;
     }
-    if (id == config.id) {
-      members[id] = listen;  // we listen where --listen says
-    } else {
-      members[id] = addr;
-    }
+    config.peers[id] = id == config.id ? advertise : addr;
   }
-  std::vector<NodeId> ids;
-  for (const auto& [id, addr] : members) ids.push_back(id);
-  auto ring = Ring::Build(ring_size, config.n, ids);
-  if (!ring.ok()) {
-    fmt::print(stderr, "ringkv-node: {}\n", ring.status().message());
+  if (!config.peers.empty()) config.peers[config.id] = advertise;
+  for (const auto& j : join) {
+    std::string host;
+    uint16_t port;
+    s = ParseHostPort(j, &host, &port);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: --join: {}\n", s.message());
+      return 2;
+    }
+    if (j != advertise) config.seeds.push_back(j);
+  }
+  if (!config.peers.empty() && !config.seeds.empty()) {
+    fmt::print(stderr, "ringkv-node: give --peers (a fixed initial membership) or --join (seeds), not both\n");
     return 2;
   }
+  {
+    auto ring = Ring::Build(ring_size, config.n, {config.id});
+    if (!ring.ok()) {
+      fmt::print(stderr, "ringkv-node: --ring-size: {}\n", ring.status().message());
+      return 2;
+    }
+  }
+  config.ring_size = ring_size;
+  config.random_seed = std::hash<std::string>{}(config.id) ^
+                       static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
@@ -147,35 +195,39 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  StaticMembership membership(std::move(ring).value(), members);
   {
     Runtime runtime(ropts);
-    for (const auto& [id, addr] : members) {
-      if (id != config.id) runtime.SetPeerAddress(id, addr);
-    }
     Node* node_ptr = nullptr;
     runtime.OnReachability([&](const NodeId& id, bool up) {
-      membership.SetAlive(id, up);
-      if (up && node_ptr != nullptr) node_ptr->OnPeerAlive(id);
-      fmt::print(stderr, "ringkv-node {}: peer {} is {}\n", config.id, id, up ? "reachable" : "unreachable");
+      if (node_ptr != nullptr) node_ptr->OnReachability(id, up);
     });
     s = runtime.Listen();
     if (!s.ok()) {
       fmt::print(stderr, "ringkv-node: {}\n", s.message());
       return 1;
     }
-    Node node(config, &membership, store->get(), &runtime, &runtime);
+    Node node(config, store->get(), &runtime, &runtime);
+    node_ptr = &node;
+    runtime.SetNode(&node);
+    runtime.SetAddressResolver([&node](const NodeId& id) { return node.AddressOf(id); });
+    node.SetConnectionsReport([&runtime] { return runtime.ConnectionsJson(); });
+    node.OnExit([&] {
+      fmt::print(stderr, "ringkv-node {}: left the cluster; exiting\n", config.id);
+      runtime.Stop();
+    });
     s = node.Start();
     if (!s.ok()) {
       fmt::print(stderr, "ringkv-node: {}\n", s.ToString());
       return 1;
     }
-    node_ptr = &node;
-    runtime.SetNode(&node);
-    node.SetConnectionsReport([&runtime] { return runtime.ConnectionsJson(); });
-    fmt::print(stderr, "ringkv-node {} listening on {} (cluster '{}', {} members, ring {}, n={} r={} w={}, data {})\n",
-               config.id, listen, config.cluster, members.size(), ring_size, config.n, config.r,
-               config.w, data_dir);
+    fmt::print(stderr,
+               "ringkv-node {} listening on {} (advertised {}; cluster '{}', {}, ring {}, n={} r={} "
+               "w={}, {}, data {})\n",
+               config.id, listen, advertise, config.cluster,
+               !config.peers.empty() ? fmt::format("{} static members", config.peers.size())
+               : config.seeds.empty() ? std::string("founding a new cluster")
+                                      : fmt::format("joining through {} seed(s)", config.seeds.size()),
+               ring_size, config.n, config.r, config.w, fmt::format("gossip every {} ms", config.gossip_interval_ms), data_dir);
     runtime.Run();
     runtime.SetNode(nullptr);
     node_ptr = nullptr;

@@ -419,6 +419,13 @@ void Runtime::Send(const NodeId& to, Envelope env) {
     });
   };
   auto it = impl->peers.find(to);
+  if ((it == impl->peers.end() || it->second.conn == nullptr) && resolver_) {
+    std::string addr = resolver_(to);
+    if (!addr.empty()) {
+      impl->peers[to].address = addr;
+      it = impl->peers.find(to);
+    }
+  }
   if (it == impl->peers.end() || it->second.address.empty()) {
     fail(fmt::format("no address known for node {}", to));
     return;

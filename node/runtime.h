@@ -34,6 +34,9 @@ class Runtime final : public Transport, public Clock {
 
   // Address of every peer, by node id.
   void SetPeerAddress(const NodeId& id, const std::string& host_port);
+  // Looked up whenever a connection to a peer is (re)made, so peers that
+  // gossip brings in, or that restart elsewhere, are reachable.
+  void SetAddressResolver(std::function<std::string(const NodeId&)> fn) { resolver_ = std::move(fn); }
   // Called when a peer becomes reachable or unreachable.
   void OnReachability(std::function<void(const NodeId&, bool)> fn) { reachability_ = std::move(fn); }
   void SetNode(Node* node) { node_ = node; }
@@ -63,6 +66,7 @@ class Runtime final : public Transport, public Clock {
   std::unique_ptr<Impl> impl_;
   Node* node_ = nullptr;
   std::function<void(const NodeId&, bool)> reachability_;
+  std::function<std::string(const NodeId&)> resolver_;
 };
 
 // Splits "host:port"; InvalidArgument with a clear message otherwise.

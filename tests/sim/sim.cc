@@ -13,10 +13,7 @@ SimNode::SimNode(World* world, int index, NodeConfig config)
 
 void SimNode::Restart() {
   if (node_) return;
-  std::map<NodeId, std::string> members;
-  for (const auto& m : world_->ring_.members()) members[m] = "sim:" + m;
-  membership_ = std::make_unique<StaticMembership>(world_->ring_, members);
-  node_ = std::make_unique<Node>(config_, membership_.get(), &store_, this, this);
+  node_ = std::make_unique<Node>(config_, &store_, this, this);
   Status s = node_->Start();
   if (!s.ok()) throw std::runtime_error(s.ToString());
 }
@@ -73,6 +70,10 @@ World::World(uint64_t seed, int nodes, NodeConfig base, uint32_t ring_size, Netw
   for (int i = 1; i <= nodes; ++i) {
     NodeConfig c = base;
     c.id = ids[i - 1];
+    c.ring_size = ring_size;
+    c.listen_address = "sim:" + c.id;
+    for (const auto& id : ids) c.peers[id] = "sim:" + id;
+    c.random_seed = seed * 1000 + i;
     nodes_.push_back(std::make_unique<SimNode>(this, i, c));
   }
 }

@@ -61,7 +61,6 @@ class SimNode final : public Transport, public Clock {
   int index_;
   NodeConfig config_;
   MemoryStore store_;
-  std::unique_ptr<StaticMembership> membership_;
   std::unique_ptr<Node> node_;
   uint64_t epoch_ = 0;  // bumps on crash: older timers and deliveries are void
   std::set<TimerId> cancelled_;

