@@ -18,10 +18,13 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "client/bench.h"
 #include "client/client.h"
 #include "core/codec.h"
 #include "core/dvv.h"
@@ -303,11 +306,25 @@ void PrintStatus(const json& j) {
   }
   fmt::print("objects   {}\n", Field(j, "objects"));
   fmt::print("pending   {} requests\n", Field(j, "pending_requests"));
+  if (j.contains("state")) fmt::print("state     {}\n", Field(j, "state"));
+  if (j.contains("handoff") && j["handoff"].is_object()) {
+    const json& h = j["handoff"];
+    size_t pending = h.contains("pending") && h["pending"].is_array() ? h["pending"].size() : 0;
+    fmt::print("handoff   {} partitions held, {} pending, {} received ({} objects, {} bytes in), "
+               "{} objects served, {} partitions dropped\n",
+               Field(h, "partitions_held"), pending, Field(h, "partitions_received"),
+               Field(h, "objects_in"), Field(h, "bytes_in"), Field(h, "objects_served"),
+               Field(h, "dropped_partitions"));
+  }
   if (j.contains("members") && j["members"].is_array()) {
     fmt::print("\n");
-    Table members({"ID", "ADDRESS", "STATE", "ALIVE"});
+    Table members({"ID", "ADDRESS", "STATE", "ALIVE", "PHI", "INCARNATION", "OWNS", "HELD"});
     for (const auto& m : j["members"]) {
-      members.Add({Field(m, "id"), Field(m, "address"), Field(m, "state"), Field(m, "alive")});
+      std::string phi = m.contains("phi") && m["phi"].is_number() && m["phi"].get<double>() >= 0
+                            ? fmt::format("{:.2f}", m["phi"].get<double>())
+                            : "-";
+      members.Add({Field(m, "id"), Field(m, "address"), Field(m, "state"), Field(m, "alive"), phi,
+                   Field(m, "incarnation"), Field(m, "owns"), Field(m, "partitions_held")});
     }
     members.Print();
   }
@@ -405,6 +422,59 @@ void PrintHints(const json& j) {
            Field(v, "in_flight")});
   }
   t.Print();
+}
+
+// `admin leave [NODE]`: finds NODE's address through the node asked, then
+// tells NODE itself to leave (a node hands off its own partitions).
+int RunLeave(const GlobalOptions& g, const std::string& node) {
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(g, client.status());
+  std::unique_ptr<ringkv::Client> target = std::move(client).value();
+  if (!node.empty()) {
+    auto doc = target->Info("status");
+    if (!doc.ok()) return Fail(g, doc.status());
+    json st = json::parse(*doc, nullptr, false);
+    if (st.is_discarded()) return Fail(g, Status::Internal("status is not JSON"));
+    if (st.value("node", "") != node) {
+      std::string address;
+      for (const auto& m : st["members"]) {
+        if (m.value("id", "") == node) address = m.value("address", "");
+      }
+      if (address.empty()) {
+        return Fail(g, Status::InvalidArgument(fmt::format("{} knows no member named {}", g.host, node)));
+      }
+      GlobalOptions there = g;
+      there.host = address;
+      auto c2 = Connect(there);
+      if (!c2.ok()) return Fail(g, c2.status());
+      target = std::move(c2).value();
+    }
+  }
+  auto doc = target->Info("admin-leave");
+  if (!doc.ok()) return Fail(g, doc.status());
+  json st = json::parse(*doc, nullptr, false);
+  if (g.json) {
+    PrintJson(json{{"node", st.value("node", node)}, {"state", st.value("state", "leaving")}});
+  } else {
+    fmt::print("{} is leaving: it hands each of its partitions to the next owner, then goes left "
+               "and exits (watch with `ringkv status`)\n",
+               st.value("node", node));
+  }
+  return kExitOk;
+}
+
+int RunRemove(const GlobalOptions& g, const std::string& node) {
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(g, client.status());
+  auto doc = (*client)->Info("admin-remove", node);
+  if (!doc.ok()) return Fail(g, doc.status());
+  if (g.json) {
+    PrintJson(json{{"node", node}, {"state", "removed"}});
+  } else {
+    fmt::print("{} is removed: the others take over its partitions and rebuild its replicas from "
+               "the remaining copies\n", node);
+  }
+  return kExitOk;
 }
 
 // This node's own copy of a key, as `get` prints it.
@@ -555,6 +625,138 @@ int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string&
   return kExitOk;
 }
 
+// ---------------------------------------------------------------------------
+// bench: the load generator (client/bench.h); this only parses and prints.
+
+struct BenchCliOptions {
+  ringkv::BenchOptions bench;
+  QuorumOptions quorum;
+  std::vector<std::string> hosts;
+  std::string ratio = "1:1";
+  std::string distribution = "uniform";
+  bool progress = false;
+};
+
+// Adds `ringkv bench` and its flags; *out receives what was parsed.
+CLI::App* AddBenchCommand(CLI::App* app, BenchCliOptions* out) {
+  auto* cmd = app->add_subcommand(
+      "bench",
+      "Load generator: N client threads (one connection each) run gets and puts and report\n"
+      "throughput, latency percentiles, errors by kind, not-found and sibling counts.\n"
+      "Errors during the run are counted in the report, not in the exit code.");
+  ringkv::BenchOptions& b = out->bench;
+  cmd->add_option("--clients", b.clients, "Client threads, each with its own connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  auto* requests =
+      cmd->add_option("--requests", b.requests,
+                      "Run this many operations in all instead of for --duration "
+                      "(0 with --preload: load every key and stop)");
+  auto* duration = cmd->add_option("--duration", b.duration_s, "Seconds to run")
+                       ->capture_default_str()
+                       ->check(CLI::PositiveNumber);
+  requests->excludes(duration);
+  cmd->add_option("--keys", b.keys, "Key space: key:000000000000 .. (keys-1)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1000000000000}));
+  cmd->add_option("--value-size", b.value_size, "Bytes per value")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, ringkv::kDefaultMaxValueBytes));
+  cmd->add_option("--ratio", out->ratio, "Share of gets to puts, G:P (e.g. 9:1; 0:1 is puts only)")
+      ->capture_default_str();
+  cmd->add_option("--distribution", out->distribution,
+                  "Key choice: uniform, or zipf (exponent --zipf-exponent over the key space)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"uniform", "zipf"}));
+  cmd->add_option("--zipf-exponent", b.zipf_exponent, "Exponent of the zipf distribution")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--seed", b.seed, "Seed of the key and operation choice (same seed, same keys)")
+      ->capture_default_str();
+  cmd->add_option("--pipeline", b.pipeline,
+                  "Requests in flight per connection (a new one is sent for each reply)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--hosts", out->hosts,
+                  "Nodes to spread the clients over, H1,H2,... (default: -H)")
+      ->delimiter(',');
+  cmd->add_flag("--preload", b.preload,
+                "Write every key once (blind puts) before measuring, so gets find data");
+  cmd->add_flag("--rmw", b.rmw,
+                "Puts read the key first and write with its context, as a client resolving "
+                "siblings does (keeps sibling counts bounded); a put's latency covers both");
+  cmd->add_flag("--progress", out->progress,
+                "A progress line on stderr every second (default: when stderr is a terminal "
+                "and without --json)");
+  QuorumOptions& q = out->quorum;
+  cmd->add_option("--n", q.n, "Replicas per request (default: the node's)")
+      ->check(CLI::Range(1, 64))
+      ->group("Quorum");
+  cmd->add_option("--r", q.r, "Read quorum of gets")->check(CLI::Range(1, 64))->group("Quorum");
+  cmd->add_option("--w", q.w, "Write quorum of puts")->check(CLI::Range(1, 64))->group("Quorum");
+  cmd->add_option("--request-timeout-ms", q.timeout_ms,
+                  "How long the coordinating node waits for replicas (default: the node's)")
+      ->check(CLI::Range(1, 600000))
+      ->group("Quorum");
+  auto* sloppy = cmd->add_flag("--sloppy", q.sloppy,
+                               "Sloppy quorum: fallbacks may stand in for primaries that are down")
+                     ->group("Quorum");
+  auto* strict =
+      cmd->add_flag("--strict", q.strict, "Strict quorum: primary replicas only")->group("Quorum");
+  sloppy->excludes(strict);
+  cmd->fallthrough();
+  cmd->footer(std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp);
+  return cmd;
+}
+
+int RunBenchCommand(const GlobalOptions& g, BenchCliOptions cli, bool requests_given) {
+  ringkv::BenchOptions o = std::move(cli.bench);
+  o.requests_set = requests_given;
+  o.hosts = cli.hosts.empty() ? std::vector<std::string>{g.host} : cli.hosts;
+  o.quorum = cli.quorum.ToQuorum();
+  o.distribution =
+      cli.distribution == "zipf" ? ringkv::KeyDistribution::kZipf : ringkv::KeyDistribution::kUniform;
+  unsigned get_share = 0, put_share = 0;
+  char tail = 0;
+  if (std::sscanf(cli.ratio.c_str(), "%u:%u%c", &get_share, &put_share, &tail) != 2) {
+    return Fail(g, Status::InvalidArgument(
+                       fmt::format("--ratio '{}' is not GETS:PUTS (e.g. 1:1 or 9:1)", cli.ratio)));
+  }
+  o.get_weight = get_share;
+  o.put_weight = put_share;
+  // Outwait the node, as Connect() does for the other commands.
+  o.timeout_ms = g.timeout_ms;
+  if (o.quorum.timeout_ms > 0) {
+    o.timeout_ms = std::max<int64_t>(o.timeout_ms, int64_t{o.quorum.timeout_ms} + 1000);
+  }
+  Status valid = ringkv::ValidateBenchOptions(o);
+  if (!valid.ok()) return Fail(g, valid);
+
+  bool tty = isatty(STDERR_FILENO) != 0;
+  std::function<void(const ringkv::BenchProgress&)> progress;
+  if (cli.progress || (tty && !g.json)) {
+    progress = [tty](const ringkv::BenchProgress& p) {
+      std::string line = fmt::format("[{}] {:.0f} s  {} ops  {:.0f} ops/s", p.phase, p.elapsed_s,
+                                     p.ops, p.ops_per_s);
+      if (tty) {
+        fmt::print(stderr, "\r\033[K{}", line);
+      } else {
+        fmt::print(stderr, "{}\n", line);
+      }
+      std::fflush(stderr);
+    };
+  }
+  auto result = ringkv::RunBench(o, progress);
+  if (progress && tty) fmt::print(stderr, "\r\033[K");
+  if (!result.ok()) return Fail(g, result.status());
+  if (g.json) {
+    fmt::print("{}\n", ringkv::BenchReportJson(o, *result));
+  } else {
+    fmt::print("{}", ringkv::FormatBenchReport(o, *result));
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -612,15 +814,30 @@ int main(int argc, char** argv) {
   preflist->add_option("KEY", key, "The key")->required();
   auto* hints = app.add_subcommand(
       "hints", "Hinted handoff on the node: writes held for down nodes, per target, and replays");
+  auto* admin = app.add_subcommand("admin", "Membership operations: leave, remove");
+  admin->require_subcommand(1);
+  std::string admin_node;
+  auto* leave = admin->add_subcommand(
+      "leave", "NODE (default: the node asked) hands its partitions to their next owners, then exits");
+  leave->add_option("NODE", admin_node, "The node that leaves");
+  auto* remove = admin->add_subcommand(
+      "remove", "Take a dead NODE out of the cluster; the others rebuild its replicas");
+  remove->add_option("NODE", admin_node, "The node to remove (it must be down)")->required();
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
-  for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints}) {
+  for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints, admin, leave, remove}) {
     cmd->fallthrough();
     cmd->footer(sub_footer);
   }
   app.footer(kExitCodesHelp);
+  BenchCliOptions bench_options;
+  auto* bench = AddBenchCommand(&app, &bench_options);
 
   CLI11_PARSE(app, argc, argv);
+
+  if (*bench) {
+    return RunBenchCommand(g, std::move(bench_options), bench->get_option("--requests")->count() > 0);
+  }
 
   if (*put && value_opt->count() == 0 && file_opt->count() == 0) {
     std::cerr << "ringkv put: give VALUE or --value-file FILE\n"
@@ -645,5 +862,7 @@ int main(int argc, char** argv) {
   if (*stats) return RunInfo(g, "stats", "");
   if (*preflist) return RunInfo(g, "preflist", key);
   if (*hints) return RunInfo(g, "hints", "");
+  if (*leave) return RunLeave(g, admin_node);
+  if (*remove) return RunRemove(g, admin_node);
   return kExitRefused;  // unreachable: require_subcommand(1)
 }

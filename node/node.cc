@@ -1,6 +1,7 @@
 #include "node/node.h"
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include <fmt/format.h>
@@ -829,11 +830,21 @@ Status Node::LocalMerge(const std::string& key, const DvvSet& incoming) {
 
 std::string Node::StatusJson() const {
   json members = json::array();
-  for (const auto& m : membership_->Members()) {
-    members.push_back({{"id", m.id}, {"address", m.address}, {"state", m.state},
-                       {"alive", m.id == config_.id ? true : m.alive}});
-  }
   const Ring& ring = membership_->ring();
+  for (const auto& [id, m] : gossiper_.members()) {
+    size_t held = 0;
+    for (uint32_t p = 0; p < ring.ring_size(); ++p) held += ClusterMembership::HasPartition(m.complete, p);
+    double phi = gossiper_.Phi(id);
+    members.push_back({{"id", id},
+                       {"address", m.address},
+                       {"state", MemberStatusName(m.status)},
+                       {"alive", id == config_.id || cluster_.IsAlive(id)},
+                       {"phi", std::isfinite(phi) ? phi : -1.0},
+                       {"incarnation", m.incarnation},
+                       {"heartbeat", m.heartbeat},
+                       {"partitions_held", held},
+                       {"owns", ring.PartitionsOf(id).size()}});
+  }
   json j = {{"node", config_.id},
             {"cluster", config_.cluster},
             {"address", config_.listen_address},
@@ -845,6 +856,14 @@ std::string Node::StatusJson() const {
                           {"mode", config_.mode == Mode::kStrict ? "strict" : "sloppy"}}},
             {"objects", store_->CountObjects()},
             {"pending_requests", pending_requests()},
+            {"state", MemberStatusName(gossiper_.self().status)},
+            {"handoff", json::parse(handoff_.Json())},
+            {"gossip", {{"rounds", gossiper_.rounds()},
+                        {"interval_ms", config_.gossip_interval_ms},
+                        {"phi_threshold", config_.phi_threshold},
+                        {"convictions", gossiper_.convictions()},
+                        {"refused_mismatched", gossiper_.mismatched()},
+                        {"last_mismatch", gossiper_.last_mismatch()}}},
             {"members", members}};
   if (connections_report_) j["connections"] = json::parse(connections_report_());
   return j.dump();

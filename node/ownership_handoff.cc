@@ -11,7 +11,7 @@ namespace ringkv {
 
 namespace {
 constexpr uint64_t kTickMs = 200;
-constexpr size_t kMaxConcurrentPulls = 2;
+constexpr size_t kMaxConcurrentPulls = 4;
 constexpr uint32_t kBatchObjects = 500;
 constexpr uint32_t kBatchBytes = 4 << 20;
 constexpr uint64_t kPullTimeoutUs = 10'000'000;
@@ -83,20 +83,7 @@ void OwnershipHandoff::Tick() {
     }
   }
 
-  std::set<uint32_t> owned = ClusterMembership::OwnedBy(future, self_);
-  if (me.status != MemberStatus::kJoining) {
-    auto cur = ClusterMembership::OwnedBy(current, self_);
-    owned.insert(cur.begin(), cur.end());
-  }
-  if (me.status == MemberStatus::kLeft || me.status == MemberStatus::kRemoved) owned.clear();
-  pending_.clear();
-  for (uint32_t p : owned) {
-    if (!ClusterMembership::HasPartition(complete_, p)) pending_.insert(p);
-  }
-  for (uint32_t p : pending_) {
-    if (pull_of_partition_.size() >= kMaxConcurrentPulls) break;
-    if (!pull_of_partition_.contains(p)) StartPull(p);
-  }
+  StartPulls();
 
   if (me.status == MemberStatus::kJoining) {
     bool ready = true;
@@ -120,17 +107,26 @@ void OwnershipHandoff::Tick() {
     }
   }
 
-  // Drop partitions this node no longer owns, once their owners hold them.
-  if (me.status == MemberStatus::kUp || me.status == MemberStatus::kLeft) {
-    for (uint32_t p = 0; p < current.ring_size(); ++p) {
-      if (!ClusterMembership::HasPartition(complete_, p)) continue;
+  // Drop data of partitions this node no longer owns, once their owners
+  // hold them: first those it held completely, then, one partition a tick,
+  // any other (writes it coordinated while views of the ring differed).
+  if (me.status == MemberStatus::kUp) {
+    auto droppable = [&](uint32_t p) {
       auto cur = current.Primaries(p, current.n_val());
       auto fut = future.Primaries(p, future.n_val());
       bool mine = std::count(cur.begin(), cur.end(), self_) + std::count(fut.begin(), fut.end(), self_);
-      if (mine || me.status == MemberStatus::kLeft) continue;
-      if (!AllHaveComplete(cur, p) || !AllHaveComplete(fut, p)) continue;
-      DropSome(p);
-      break;  // a slice per tick keeps the loop responsive
+      return !mine && AllHaveComplete(cur, p) && AllHaveComplete(fut, p);
+    };
+    bool dropped = false;
+    for (uint32_t p = 0; p < current.ring_size() && !dropped; ++p) {
+      if (ClusterMembership::HasPartition(complete_, p) && droppable(p)) {
+        DropSome(p);
+        dropped = true;  // a slice per tick keeps the loop responsive
+      }
+    }
+    if (!dropped && current.ring_size() > 0) {
+      uint32_t p = sweep_++ % current.ring_size();
+      if (droppable(p)) DropSome(p);
     }
   }
 
@@ -138,6 +134,25 @@ void OwnershipHandoff::Tick() {
     timer_ = 0;
     Tick();
   });
+}
+
+void OwnershipHandoff::StartPulls() {
+  const MemberState& me = gossiper_->self();
+  std::set<uint32_t> owned = ClusterMembership::OwnedBy(membership_->future_ring(), self_);
+  if (me.status != MemberStatus::kJoining) {
+    auto cur = ClusterMembership::OwnedBy(membership_->ring(), self_);
+    owned.insert(cur.begin(), cur.end());
+  }
+  if (me.status == MemberStatus::kLeft || me.status == MemberStatus::kRemoved) owned.clear();
+  pending_.clear();
+  for (uint32_t p : owned) {
+    if (!ClusterMembership::HasPartition(complete_, p)) pending_.insert(p);
+  }
+  std::vector<uint32_t> todo(pending_.begin(), pending_.end());
+  for (uint32_t p : todo) {
+    if (pull_of_partition_.size() >= kMaxConcurrentPulls) break;
+    if (!pull_of_partition_.contains(p)) StartPull(p);
+  }
 }
 
 void OwnershipHandoff::StartPull(uint32_t p) {
@@ -244,6 +259,7 @@ void OwnershipHandoff::OnBatch(const NodeId& from, uint64_t id, HandoffBatch bat
     pull_of_partition_.erase(p);
     pulls_.erase(it);
     MarkComplete(p);
+    if (running_) StartPulls();  // keep the pipe full
     return;
   }
   pull.cursor = batch.next;

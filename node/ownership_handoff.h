@@ -77,6 +77,7 @@ class OwnershipHandoff {
   };
 
   void Persist();
+  void StartPulls();
   void StartPull(uint32_t partition);
   void SendPull(uint64_t id, Pull& pull);
   void MarkComplete(uint32_t partition);
@@ -99,6 +100,7 @@ class OwnershipHandoff {
   std::map<uint64_t, Pull> pulls_;  // by request id
   std::map<uint32_t, uint64_t> pull_of_partition_;
   uint64_t next_id_ = 1;
+  uint32_t sweep_ = 0;
   Clock::TimerId timer_ = 0;
   bool running_ = false;
   bool left_ = false;

@@ -97,8 +97,8 @@ CliResult RunProgram(const std::vector<std::string>& argv, const std::string& in
   return r;
 }
 
-Cluster::Cluster(int nodes, std::vector<std::string> node_flags)
-    : node_flags_(std::move(node_flags)) {
+Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap)
+    : node_flags_(std::move(node_flags)), bootstrap_(bootstrap) {
   char tmpl[] = "/tmp/ringkv-cluster-XXXXXX";
   dir_ = mkdtemp(tmpl);
   ports_ = FreePorts(nodes);
@@ -129,13 +129,18 @@ std::string Cluster::LogTail(int i, size_t bytes) const {
 
 void Cluster::Start(int i) {
   if (Running(i)) return;
-  std::string peers;
-  for (int j = 1; j <= size(); ++j) {
-    if (!peers.empty()) peers += ",";
-    peers += Id(j) + "@" + Address(j);
-  }
   std::vector<std::string> argv = {RINGKV_NODE_BIN, "--id", Id(i), "--listen", Address(i),
-                                   "--data-dir", DataDir(i), "--peers", peers};
+                                   "--data-dir", DataDir(i)};
+  if (bootstrap_ == Bootstrap::kPeers) {
+    std::string peers;
+    for (int j = 1; j <= size(); ++j) {
+      if (!peers.empty()) peers += ",";
+      peers += Id(j) + "@" + Address(j);
+    }
+    argv.insert(argv.end(), {"--peers", peers});
+  } else if (i != 1) {
+    argv.insert(argv.end(), {"--join", Address(1)});
+  }
   argv.insert(argv.end(), node_flags_.begin(), node_flags_.end());
   pids_[i] = Spawn(argv, "/dev/null", LogPath(i), LogPath(i));
   if (!WaitReady(i)) {
@@ -157,6 +162,15 @@ bool Cluster::WaitReady(int i) {
   return false;
 }
 
+int Cluster::AddNode() {
+  if (bootstrap_ != Bootstrap::kJoin) throw std::runtime_error("AddNode needs a --join cluster");
+  ports_.push_back(FreePorts(1)[0]);
+  int i = size();
+  pids_[i] = 0;
+  Start(i);
+  return i;
+}
+
 void Cluster::Kill(int i) {
   if (!Running(i)) return;
   kill(pids_[i], SIGKILL);
@@ -174,6 +188,21 @@ int Cluster::StopAndStatus(int i) {
 }
 
 void Cluster::Stop(int i) { StopAndStatus(i); }
+
+int Cluster::WaitExit(int i, double limit_s) {
+  if (!Running(i)) return -1;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pids_[i], &status, WNOHANG) == pids_[i]) {
+      pids_[i] = 0;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  Kill(i);
+  return -1;
+}
 
 bool Cluster::Running(int i) const {
   auto it = pids_.find(i);

@@ -30,9 +30,14 @@ CliResult RunProgram(const std::vector<std::string>& argv, const std::string& in
 
 class Cluster {
  public:
-  // Starts `nodes` nodes n1..nN that all know each other (--peers).
-  // node_flags are appended to every node's command line.
-  explicit Cluster(int nodes, std::vector<std::string> node_flags = {});
+  enum class Bootstrap {
+    kPeers,  // every node listed with --peers, all up at once
+    kJoin,   // n1 founds the cluster, the others --join n1
+  };
+  // Starts `nodes` nodes n1..nN. node_flags are appended to every node's
+  // command line.
+  explicit Cluster(int nodes, std::vector<std::string> node_flags = {},
+                   Bootstrap bootstrap = Bootstrap::kPeers);
   ~Cluster();
 
   int size() const { return static_cast<int>(ports_.size()); }
@@ -43,9 +48,14 @@ class Cluster {
   std::string LogTail(int i, size_t bytes = 4000) const;
 
   void Start(int i);   // and wait until it answers
+  // Starts one more node that joins through n1; returns its index.
+  int AddNode();
   void Kill(int i);    // SIGKILL
   void Stop(int i);    // SIGTERM, wait for exit; returns its exit status
   int StopAndStatus(int i);
+  // Waits (up to limit_s) for node i to exit by itself; its exit status, or
+  // -1 if it had to be killed.
+  int WaitExit(int i, double limit_s);
   bool Running(int i) const;
 
   // `ringkv -H <node i> args...`
@@ -58,6 +68,7 @@ class Cluster {
   std::string dir_;
   std::vector<uint16_t> ports_;
   std::vector<std::string> node_flags_;
+  Bootstrap bootstrap_;
   std::map<int, pid_t> pids_;
 };
 
