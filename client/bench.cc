@@ -1,0 +1,679 @@
+#include "client/bench.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <variant>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "client/client.h"
+#include "core/codec.h"
+#include "core/limits.h"
+
+namespace ringkv {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using json = nlohmann::ordered_json;
+
+// Request ids carry the slot they belong to in their low bits, so a reply
+// finds its slot without a lookup; the high bits make every id unique.
+constexpr int kSlotBits = 12;
+constexpr int kMaxPipeline = 1 << kSlotBits;
+constexpr uint64_t kSlotMask = kMaxPipeline - 1;
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// "key:" and 12 digits, like redis-benchmark's key:__rand_int__ with -r.
+std::string KeyName(uint64_t index) {
+  if (index >= 1000000000000ULL) return fmt::format("key:{}", index);
+  std::string key = "key:000000000000";
+  for (size_t pos = key.size(); index > 0; --pos) {
+    key[pos - 1] = static_cast<char>('0' + index % 10);
+    index /= 10;
+  }
+  return key;
+}
+
+std::string MakeValue(size_t size, uint64_t seed) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+  std::string v(size, 'x');
+  uint64_t x = seed;
+  for (auto& c : v) {
+    x = SplitMix64(x);
+    c = kAlphabet[x % (sizeof(kAlphabet) - 1)];
+  }
+  return v;
+}
+
+double ThreadCpuSeconds() {
+  struct timespec ts {};
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Snake-case status code names for error counts and JSON.
+const char* ErrorKind(Status::Code code) {
+  switch (code) {
+    case Status::Code::kOk: return "ok";
+    case Status::Code::kNotFound: return "not_found";
+    case Status::Code::kInvalidArgument: return "invalid_argument";
+    case Status::Code::kUnavailable: return "unavailable";
+    case Status::Code::kTimeout: return "timeout";
+    case Status::Code::kCorruption: return "corruption";
+    case Status::Code::kIOError: return "io_error";
+    case Status::Code::kInternal: return "internal";
+    case Status::Code::kWrongCluster: return "wrong_cluster";
+  }
+  return "unknown";
+}
+
+enum class OpKind : uint8_t { kGet, kPut };
+
+// One request window position of a connection.
+struct Slot {
+  bool busy = false;
+  bool reading = false;  // an --rmw put still in its read half
+  OpKind kind = OpKind::kGet;
+  uint64_t id = 0;
+  uint64_t key = 0;
+  SteadyClock::time_point start;
+};
+
+// What all workers of one phase share. Written before `go`, read-only after
+// (except the atomic counter).
+struct Phase {
+  const BenchOptions* options = nullptr;
+  bool preload = false;
+  const ZipfSampler* zipf = nullptr;
+  const std::string* value = nullptr;
+  Quorum get_quorum;
+  Quorum put_quorum;
+  bool use_deadline = false;
+  SteadyClock::time_point deadline;
+  uint64_t limit = 0;  // operations to issue (preload: keys; run: requests)
+  std::atomic<uint64_t> issued{0};
+  std::atomic<bool> go{false};
+};
+
+struct Worker {
+  int index = 0;
+  std::unique_ptr<Client> client;
+  std::string address;
+  std::mt19937_64 rng;
+  BenchPhaseResult stats;
+  SteadyClock::time_point finished;
+  alignas(64) std::atomic<uint64_t> done{0};  // completed operations, for progress
+};
+
+class WorkerLoop {
+ public:
+  WorkerLoop(Worker* w, Phase* phase)
+      : w_(w), phase_(phase), o_(*phase->options), slots_(static_cast<size_t>(o_.pipeline)) {}
+
+  void Run() {
+    double cpu0 = ThreadCpuSeconds();
+    while (true) {
+      for (size_t i = 0; i < slots_.size() && more_; ++i) {
+        if (!slots_[i].busy) Issue(i);
+      }
+      if (!batch_.empty()) {
+        Status s = w_->client ? w_->client->SendBytes(batch_) : Status::IOError("not connected");
+        batch_.clear();
+        if (!s.ok()) {
+          LoseConnection(s);
+          continue;
+        }
+      }
+      if (outstanding_ == 0) break;
+      auto env = w_->client->Receive();
+      if (!env.ok()) {
+        LoseConnection(env.status());
+        continue;
+      }
+      OnReply(std::move(env).value());
+    }
+    w_->stats.client_cpu_s = ThreadCpuSeconds() - cpu0;
+    w_->finished = SteadyClock::now();
+  }
+
+ private:
+  double Uniform01() { return static_cast<double>(w_->rng() >> 11) * 0x1.0p-53; }
+
+  // Picks the next operation, or returns false when the phase has no more.
+  bool NextOp(Slot* s) {
+    if (phase_->preload) {
+      uint64_t k = phase_->issued.fetch_add(1, std::memory_order_relaxed);
+      if (k >= phase_->limit) return false;
+      s->kind = OpKind::kPut;
+      s->key = k;
+      return true;
+    }
+    if (phase_->use_deadline) {
+      if (SteadyClock::now() >= phase_->deadline) return false;
+    } else if (phase_->issued.fetch_add(1, std::memory_order_relaxed) >= phase_->limit) {
+      return false;
+    }
+    uint64_t total = uint64_t{o_.get_weight} + o_.put_weight;
+    s->kind = w_->rng() % total < o_.get_weight ? OpKind::kGet : OpKind::kPut;
+    if (phase_->zipf != nullptr) {
+      s->key = phase_->zipf->Sample([this] { return Uniform01(); }) - 1;
+    } else {
+      s->key = std::uniform_int_distribution<uint64_t>(0, o_.keys - 1)(w_->rng);
+    }
+    return true;
+  }
+
+  void Issue(size_t index) {
+    Slot& s = slots_[index];
+    if (!NextOp(&s)) {
+      more_ = false;
+      return;
+    }
+    s.busy = true;
+    s.reading = s.kind == OpKind::kPut && o_.rmw && !phase_->preload;
+    s.start = SteadyClock::now();
+    ++outstanding_;
+    if (s.kind == OpKind::kGet || s.reading) {
+      AppendGet(index);
+    } else {
+      AppendPut(index, {});
+    }
+  }
+
+  uint64_t NewId(size_t index) { return (++seq_ << kSlotBits) | index; }
+
+  void AppendGet(size_t index) {
+    Slot& s = slots_[index];
+    s.id = NewId(index);
+    AppendFrame(Envelope{s.id, {}, {}, GetRequest{KeyName(s.key), phase_->get_quorum}}, &batch_);
+  }
+
+  void AppendPut(size_t index, std::string context) {
+    Slot& s = slots_[index];
+    s.id = NewId(index);
+    PutRequest req;
+    req.key = KeyName(s.key);
+    req.value = *phase_->value;
+    req.context = std::move(context);
+    req.quorum = phase_->put_quorum;
+    AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
+  }
+
+  void Complete(Slot& s) {
+    s.busy = false;
+    --outstanding_;
+    ++w_->stats.ops;
+    w_->done.store(w_->stats.ops, std::memory_order_relaxed);
+  }
+
+  void Fail(Slot& s, const char* kind) {
+    ++w_->stats.errors[kind];
+    Complete(s);
+  }
+
+  void Succeed(Slot& s) {
+    uint64_t us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(SteadyClock::now() - s.start).count());
+    w_->stats.latency.Record(us);
+    if (s.kind == OpKind::kGet) {
+      ++w_->stats.gets;
+      w_->stats.get_latency.Record(us);
+    } else {
+      ++w_->stats.puts;
+      w_->stats.put_latency.Record(us);
+    }
+    Complete(s);
+  }
+
+  void OnReply(Envelope env) {
+    auto* reply = std::get_if<Reply>(&env.body);
+    if (env.request_id == 0) {
+      // The node could not take one of our frames; we cannot tell which, so
+      // start over on a fresh connection.
+      LoseConnection(reply != nullptr && !reply->status.ok()
+                         ? reply->status
+                         : Status::Internal("reply without a request id"));
+      return;
+    }
+    size_t index = env.request_id & kSlotMask;
+    if (index >= slots_.size() || !slots_[index].busy || slots_[index].id != env.request_id) {
+      return;  // not ours (a reply to a request given up on)
+    }
+    Slot& s = slots_[index];
+    if (reply == nullptr) {
+      Fail(s, "unexpected_reply");
+      return;
+    }
+    const Status& st = reply->status;
+    if (s.kind == OpKind::kPut && !s.reading) {
+      if (st.ok()) {
+        Succeed(s);
+      } else {
+        Fail(s, ErrorKind(st.code()));
+      }
+      return;
+    }
+    // A get, or the read half of an --rmw put.
+    if (!st.ok() && !st.IsNotFound()) {
+      Fail(s, ErrorKind(st.code()));
+      return;
+    }
+    uint64_t live = 0;
+    if (reply->object) {
+      for (const auto& sib : reply->object->siblings()) live += sib.tombstone ? 0 : 1;
+    }
+    if (live > 1) ++w_->stats.siblings_seen;
+    w_->stats.max_siblings = std::max(w_->stats.max_siblings, live);
+    if (s.reading) {
+      s.reading = false;
+      AppendPut(index, reply->object ? EncodeContext(reply->object->clock()) : std::string());
+      return;
+    }
+    if (!st.ok()) ++w_->stats.not_found;
+    Succeed(s);
+  }
+
+  // Every operation in flight fails; then reconnect (for up to timeout_ms,
+  // or until the phase's deadline), or stop issuing if that fails.
+  void LoseConnection(const Status& why) {
+    const char* kind = why.code() == Status::Code::kTimeout   ? "client_timeout"
+                       : why.code() == Status::Code::kIOError ? "connection"
+                                                              : ErrorKind(why.code());
+    for (auto& s : slots_) {
+      if (s.busy) Fail(s, kind);
+    }
+    batch_.clear();
+    w_->client.reset();
+    if (!more_) return;
+    auto give_up = SteadyClock::now() + std::chrono::milliseconds(o_.timeout_ms);
+    if (phase_->use_deadline) give_up = std::min(give_up, phase_->deadline);
+    while (SteadyClock::now() < give_up) {
+      auto c = Client::Connect(w_->address, o_.timeout_ms);
+      if (c.ok()) {
+        w_->client = std::move(c).value();
+        ++w_->stats.reconnects;
+        return;
+      }
+      ++w_->stats.connect_failures;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    more_ = false;
+  }
+
+  Worker* w_;
+  Phase* phase_;
+  const BenchOptions& o_;
+  std::vector<Slot> slots_;
+  std::string batch_;
+  uint64_t seq_ = 0;
+  int outstanding_ = 0;
+  bool more_ = true;
+};
+
+void MergeInto(BenchPhaseResult* into, const BenchPhaseResult& from) {
+  into->ops += from.ops;
+  into->gets += from.gets;
+  into->puts += from.puts;
+  into->not_found += from.not_found;
+  into->siblings_seen += from.siblings_seen;
+  into->max_siblings = std::max(into->max_siblings, from.max_siblings);
+  for (const auto& [k, v] : from.errors) into->errors[k] += v;
+  into->reconnects += from.reconnects;
+  into->connect_failures += from.connect_failures;
+  into->latency.Merge(from.latency);
+  into->get_latency.Merge(from.get_latency);
+  into->put_latency.Merge(from.put_latency);
+  into->client_cpu_s += from.client_cpu_s;
+}
+
+BenchPhaseResult RunPhase(std::vector<std::unique_ptr<Worker>>& workers, Phase* phase,
+                          const std::function<void(const BenchProgress&)>& progress) {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t finished = 0;
+  std::vector<std::thread> threads;
+  threads.reserve(workers.size());
+  for (auto& w : workers) {
+    w->stats = BenchPhaseResult();
+    w->done.store(0);
+    Worker* wp = w.get();
+    threads.emplace_back([wp, phase, &mu, &cv, &finished] {
+      phase->go.wait(false);
+      WorkerLoop(wp, phase).Run();
+      std::lock_guard<std::mutex> lock(mu);
+      ++finished;
+      cv.notify_all();
+    });
+  }
+  auto start = SteadyClock::now();
+  if (phase->use_deadline) {
+    phase->deadline = start + std::chrono::duration_cast<SteadyClock::duration>(
+                                  std::chrono::duration<double>(phase->options->duration_s));
+  }
+  phase->go.store(true);
+  phase->go.notify_all();
+
+  uint64_t last_ops = 0;
+  auto last = start;
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    while (finished < workers.size()) {
+      auto next = last + std::chrono::seconds(1);
+      if (cv.wait_until(lock, next, [&] { return finished == workers.size(); })) break;
+      if (!progress) {
+        last = next;
+        continue;
+      }
+      lock.unlock();
+      uint64_t ops = 0;
+      for (auto& w : workers) ops += w->done.load(std::memory_order_relaxed);
+      auto now = SteadyClock::now();
+      BenchProgress p;
+      p.phase = phase->preload ? "preload" : "run";
+      p.elapsed_s = std::chrono::duration<double>(now - start).count();
+      double dt = std::chrono::duration<double>(now - last).count();
+      p.ops = ops;
+      p.ops_per_s = dt > 0 ? static_cast<double>(ops - last_ops) / dt : 0;
+      progress(p);
+      last_ops = ops;
+      last = now;
+      lock.lock();
+    }
+  }
+  for (auto& t : threads) t.join();
+
+  BenchPhaseResult out;
+  auto end = start;
+  for (auto& w : workers) {
+    MergeInto(&out, w->stats);
+    end = std::max(end, w->finished);
+  }
+  out.elapsed_s = std::chrono::duration<double>(end - start).count();
+  return out;
+}
+
+std::string Ms(uint64_t us) { return fmt::format("{:.3f}", static_cast<double>(us) / 1000.0); }
+
+json LatencyJson(const Histogram& h) {
+  auto ms = [](uint64_t us) { return static_cast<double>(us) / 1000.0; };
+  return json{{"count", h.count()},
+              {"p50", ms(h.Percentile(0.50))},
+              {"p90", ms(h.Percentile(0.90))},
+              {"p99", ms(h.Percentile(0.99))},
+              {"p999", ms(h.Percentile(0.999))},
+              {"max", ms(h.max())},
+              {"mean", h.mean() / 1000.0}};
+}
+
+json PhaseJson(const BenchPhaseResult& r) {
+  json j = json::object();
+  j["elapsed_s"] = r.elapsed_s;
+  j["ops"] = r.ops;
+  j["ops_per_s"] = r.ops_per_s();
+  j["gets"] = r.gets;
+  j["puts"] = r.puts;
+  j["not_found"] = r.not_found;
+  j["siblings_seen"] = r.siblings_seen;
+  j["max_siblings"] = r.max_siblings;
+  j["errors"] = r.error_count();
+  json kinds = json::object();
+  for (const auto& [k, v] : r.errors) kinds[k] = v;
+  j["errors_by_kind"] = std::move(kinds);
+  j["reconnects"] = r.reconnects;
+  j["connect_failures"] = r.connect_failures;
+  j["latency_ms"] = LatencyJson(r.latency);
+  j["get_latency_ms"] = LatencyJson(r.get_latency);
+  j["put_latency_ms"] = LatencyJson(r.put_latency);
+  j["client_cpu_s"] = r.client_cpu_s;
+  return j;
+}
+
+const char* ModeName(Mode m) {
+  switch (m) {
+    case Mode::kDefault: return "default";
+    case Mode::kSloppy: return "sloppy";
+    case Mode::kStrict: return "strict";
+  }
+  return "default";
+}
+
+std::string QuorumText(const Quorum& q) {
+  auto v = [](uint32_t x) { return x == 0 ? std::string("default") : std::to_string(x); };
+  std::string s = fmt::format("n={} r={} w={}", v(q.n), v(q.r), v(q.w));
+  if (q.mode != Mode::kDefault) s += fmt::format(" {}", ModeName(q.mode));
+  if (q.lww) s += " lww";
+  return s;
+}
+
+std::string ErrorsText(const BenchPhaseResult& r) {
+  if (r.errors.empty()) return "none";
+  std::string s;
+  for (const auto& [k, v] : r.errors) s += fmt::format("{}{} {}", s.empty() ? "" : ", ", k, v);
+  if (r.reconnects > 0 || r.connect_failures > 0) {
+    s += fmt::format(" ({} reconnects, {} failed connection attempts)", r.reconnects,
+                     r.connect_failures);
+  }
+  return s;
+}
+
+}  // namespace
+
+uint64_t BenchPhaseResult::error_count() const {
+  uint64_t n = 0;
+  for (const auto& [k, v] : errors) n += v;
+  return n;
+}
+
+// --- Zipf --------------------------------------------------------------------
+// Rejection-inversion (W. Hörmann, G. Derflinger, "Rejection-inversion to
+// generate variates from monotone discrete distributions", 1996), in the
+// form Apache Commons RNG uses. H is the integral of h(x) = x^-s.
+
+namespace {
+
+// log1p(x)/x, stable near 0.
+double Helper1(double x) {
+  if (std::fabs(x) > 1e-8) return std::log1p(x) / x;
+  return 1.0 - x * (0.5 - x * (1.0 / 3.0 - 0.25 * x));
+}
+
+// expm1(x)/x, stable near 0.
+double Helper2(double x) {
+  if (std::fabs(x) > 1e-8) return std::expm1(x) / x;
+  return 1.0 + x * 0.5 * (1.0 + x * (1.0 / 3.0) * (1.0 + 0.25 * x));
+}
+
+}  // namespace
+
+ZipfSampler::ZipfSampler(uint64_t n, double s) : n_(n), s_(s) {
+  h_integral_x1_ = HIntegral(1.5) - 1.0;
+  h_integral_n_ = HIntegral(static_cast<double>(n) + 0.5);
+  threshold_ = 2.0 - HIntegralInverse(HIntegral(2.5) - H(2.0));
+}
+
+double ZipfSampler::H(double x) const { return std::exp(-s_ * std::log(x)); }
+
+double ZipfSampler::HIntegral(double x) const {
+  double log_x = std::log(x);
+  return Helper2((1.0 - s_) * log_x) * log_x;
+}
+
+double ZipfSampler::HIntegralInverse(double x) const {
+  double t = x * (1.0 - s_);
+  if (t < -1.0) t = -1.0;  // rounding; the exact value is >= -1
+  return std::exp(Helper1(t) * x);
+}
+
+// --- the engine ---------------------------------------------------------------
+
+Status ValidateBenchOptions(const BenchOptions& o) {
+  if (o.hosts.empty()) return Status::InvalidArgument("no host to benchmark");
+  if (o.clients < 1) return Status::InvalidArgument("--clients must be at least 1");
+  if (o.pipeline < 1 || o.pipeline > kMaxPipeline) {
+    return Status::InvalidArgument(fmt::format("--pipeline must be 1..{}", kMaxPipeline));
+  }
+  if (o.keys < 1) return Status::InvalidArgument("--keys must be at least 1");
+  if (o.value_size > kDefaultMaxValueBytes) {
+    return Status::InvalidArgument(
+        fmt::format("--value-size {} is over the limit of {} bytes", o.value_size, kDefaultMaxValueBytes));
+  }
+  if (uint64_t{o.get_weight} + o.put_weight == 0) {
+    return Status::InvalidArgument("--ratio needs a non-zero get or put share");
+  }
+  if (!o.requests_set && !(o.duration_s > 0)) {
+    return Status::InvalidArgument("--duration must be more than 0 seconds");
+  }
+  if (o.requests_set && o.requests == 0 && !o.preload) {
+    return Status::InvalidArgument("--requests 0 only makes sense with --preload (load, then stop)");
+  }
+  if (o.distribution == KeyDistribution::kZipf && !(o.zipf_exponent > 0)) {
+    return Status::InvalidArgument("the zipf exponent must be positive");
+  }
+  if (o.timeout_ms < 1) return Status::InvalidArgument("the timeout must be at least 1 ms");
+  return Status::OK();
+}
+
+Result<BenchResult> RunBench(const BenchOptions& o,
+                             const std::function<void(const BenchProgress&)>& progress) {
+  Status valid = ValidateBenchOptions(o);
+  if (!valid.ok()) return valid;
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  for (int i = 0; i < o.clients; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->index = i;
+    w->address = o.hosts[static_cast<size_t>(i) % o.hosts.size()];
+    w->rng.seed(SplitMix64(o.seed * 0x100000001b3ULL + static_cast<uint64_t>(i)));
+    auto c = Client::Connect(w->address, o.timeout_ms);
+    if (!c.ok()) {
+      return Status::IOError(fmt::format("client {} of {}: {}", i + 1, o.clients, c.status().message()));
+    }
+    w->client = std::move(c).value();
+    workers.push_back(std::move(w));
+  }
+
+  std::unique_ptr<ZipfSampler> zipf;
+  if (o.distribution == KeyDistribution::kZipf) {
+    zipf = std::make_unique<ZipfSampler>(o.keys, o.zipf_exponent);
+  }
+  const std::string value = MakeValue(o.value_size, o.seed);
+
+  Quorum get_q = o.quorum;
+  get_q.w = 0;
+  get_q.pw = 0;
+  Quorum put_q = o.quorum;
+  put_q.r = 0;
+  put_q.pr = 0;
+
+  BenchResult result;
+  if (o.preload) {
+    Phase phase;
+    phase.options = &o;
+    phase.preload = true;
+    phase.value = &value;
+    phase.get_quorum = get_q;
+    phase.put_quorum = put_q;
+    phase.limit = o.keys;
+    result.preload = RunPhase(workers, &phase, progress);
+    result.preloaded = true;
+  }
+  if (!(o.requests_set && o.requests == 0)) {
+    Phase phase;
+    phase.options = &o;
+    phase.zipf = zipf.get();
+    phase.value = &value;
+    phase.get_quorum = get_q;
+    phase.put_quorum = put_q;
+    phase.use_deadline = !o.requests_set;
+    phase.limit = o.requests;
+    result.run = RunPhase(workers, &phase, progress);
+    result.measured = true;
+  }
+  return result;
+}
+
+// --- reports -------------------------------------------------------------------
+
+std::string FormatBenchReport(const BenchOptions& o, const BenchResult& result) {
+  std::string hosts;
+  for (const auto& h : o.hosts) hosts += (hosts.empty() ? "" : ",") + h;
+  std::string out = fmt::format(
+      "ringkv bench: {} clients on {}, pipeline {}, {} keys ({}), {}-byte values, get:put {}:{}, "
+      "{} puts, {}\n",
+      o.clients, hosts, o.pipeline, o.keys,
+      o.distribution == KeyDistribution::kZipf ? fmt::format("zipf {}", o.zipf_exponent) : "uniform",
+      o.value_size, o.get_weight, o.put_weight, o.rmw ? "read-modify-write" : "blind",
+      QuorumText(o.quorum));
+  if (result.preloaded) {
+    const auto& p = result.preload;
+    out += fmt::format("preload: {} keys in {:.2f} s ({:.0f} puts/s, p99 {} ms), errors: {}\n",
+                       p.puts, p.elapsed_s, p.ops_per_s(), Ms(p.latency.Percentile(0.99)),
+                       ErrorsText(p));
+  }
+  if (!result.measured) return out;
+  const auto& r = result.run;
+  out += fmt::format("\nthroughput  {:.0f} ops/s  ({} ops in {:.2f} s: {} gets, {} puts, {} failed)\n",
+                     r.ops_per_s(), r.ops, r.elapsed_s, r.gets, r.puts, r.error_count());
+  out += fmt::format("\n{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}\n", "latency ms", "count",
+                     "p50", "p90", "p99", "p99.9", "max", "mean");
+  auto row = [&](const char* name, const Histogram& h) {
+    out += fmt::format("{:<10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10}{:>10.3f}\n", name, h.count(),
+                       Ms(h.Percentile(0.50)), Ms(h.Percentile(0.90)), Ms(h.Percentile(0.99)),
+                       Ms(h.Percentile(0.999)), Ms(h.max()), h.mean() / 1000.0);
+  };
+  row("all", r.latency);
+  if (r.gets > 0) row("get", r.get_latency);
+  if (r.puts > 0) row("put", r.put_latency);
+  out += "\n";
+  out += fmt::format("not found   {} gets\n", r.not_found);
+  out += fmt::format("siblings    {} reads returned more than one live sibling (at most {})\n",
+                     r.siblings_seen, r.max_siblings);
+  out += fmt::format("errors      {}\n", ErrorsText(r));
+  out += fmt::format("client CPU  {:.2f} s ({:.0f}% of one core)\n", r.client_cpu_s,
+                     r.elapsed_s > 0 ? 100.0 * r.client_cpu_s / r.elapsed_s : 0.0);
+  return out;
+}
+
+std::string BenchReportJson(const BenchOptions& o, const BenchResult& result) {
+  json j = json::object();
+  j["hosts"] = o.hosts;
+  j["clients"] = o.clients;
+  j["pipeline"] = o.pipeline;
+  j["keys"] = o.keys;
+  j["value_size"] = o.value_size;
+  j["ratio"] = fmt::format("{}:{}", o.get_weight, o.put_weight);
+  j["distribution"] = o.distribution == KeyDistribution::kZipf ? "zipf" : "uniform";
+  if (o.distribution == KeyDistribution::kZipf) j["zipf_exponent"] = o.zipf_exponent;
+  j["seed"] = o.seed;
+  j["rmw"] = o.rmw;
+  j["quorum"] = json{{"n", o.quorum.n},
+                     {"r", o.quorum.r},
+                     {"w", o.quorum.w},
+                     {"mode", ModeName(o.quorum.mode)},
+                     {"lww", o.quorum.lww}};
+  if (result.preloaded) j["preload"] = PhaseJson(result.preload);
+  if (result.measured) {
+    json run = PhaseJson(result.run);
+    for (auto& [k, v] : run.items()) j[k] = v;
+  }
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace ringkv
