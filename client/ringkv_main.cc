@@ -477,6 +477,28 @@ int RunRemove(const GlobalOptions& g, const std::string& node) {
   return kExitOk;
 }
 
+void PrintAae(const json& j) {
+  fmt::print("node {}: anti-entropy {}, every {} ms, at most {} keys/s\n", Field(j, "node"),
+             j.value("enabled", false) ? "on" : "off", Field(j, "interval_ms"),
+             Field(j, "max_keys_per_sec"));
+  fmt::print("trees {} ({} built){}\n", Field(j, "trees"), Field(j, "trees_ready"),
+             j.value("exchanging", false) ? ", an exchange is running" : "");
+  fmt::print("exchanges {} ({} failed), segments differing {}, keys differing {}, keys repaired "
+             "{} ({} sent, {} here), bytes {}\n",
+             Field(j, "exchanges"), Field(j, "exchanges_failed"), Field(j, "segments_differing"),
+             Field(j, "keys_differing"), Field(j, "keys_repaired"), Field(j, "repairs_sent"),
+             Field(j, "repairs_local"), Field(j, "bytes"));
+  if (!j.contains("partitions") || j["partitions"].empty()) return;
+  fmt::print("\n");
+  Table t({"PARTITION", "PEER", "SECONDS AGO", "DIFFERENCES", "REPAIRED", "BYTES", "OK"});
+  for (const auto& p : j["partitions"]) {
+    t.Add({Field(p, "partition"), Field(p, "peer"),
+           p.contains("seconds_ago") ? fmt::format("{:.1f}", p["seconds_ago"].get<double>()) : "-",
+           Field(p, "differences"), Field(p, "repaired"), Field(p, "bytes"), Field(p, "ok")});
+  }
+  t.Print();
+}
+
 // This node's own copy of a key, as `get` prints it.
 void PrintLocal(const json& j) {
   fmt::print("node {}: ", Field(j, "node"));
@@ -616,6 +638,8 @@ int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string&
     PrintStats(j);
   } else if (topic == "hints") {
     PrintHints(j);
+  } else if (topic.starts_with("aae-")) {
+    PrintAae(j);
   } else if (topic == "local") {
     PrintLocal(j);
     if (j.value("found", false) == false) return kExitNotFound;
@@ -823,9 +847,16 @@ int main(int argc, char** argv) {
   auto* remove = admin->add_subcommand(
       "remove", "Take a dead NODE out of the cluster; the others rebuild its replicas");
   remove->add_option("NODE", admin_node, "The node to remove (it must be down)")->required();
+  auto* aae = admin->add_subcommand("aae", "Anti-entropy on the node: status, rebuild, exchange");
+  aae->require_subcommand(1);
+  auto* aae_status = aae->add_subcommand(
+      "status", "Trees, exchanges, keys repaired, bytes; the last exchange per partition");
+  auto* aae_rebuild = aae->add_subcommand("rebuild", "Rebuild every Merkle tree from storage");
+  auto* aae_exchange = aae->add_subcommand("exchange", "Start an exchange now");
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
-  for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints, admin, leave, remove}) {
+  for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints, admin, leave, remove, aae,
+                    aae_status, aae_rebuild, aae_exchange}) {
     cmd->fallthrough();
     cmd->footer(sub_footer);
   }
@@ -864,5 +895,8 @@ int main(int argc, char** argv) {
   if (*hints) return RunInfo(g, "hints", "");
   if (*leave) return RunLeave(g, admin_node);
   if (*remove) return RunRemove(g, admin_node);
+  if (*aae_status) return RunInfo(g, "aae-status", "");
+  if (*aae_rebuild) return RunInfo(g, "aae-rebuild", "");
+  if (*aae_exchange) return RunInfo(g, "aae-exchange", "");
   return kExitRefused;  // unreachable: require_subcommand(1)
 }

@@ -136,11 +136,14 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
       hints_(config_.id, config_.cluster, store, transport, clock),
       handoff_(config_.id, config_.cluster, store, transport, clock, &gossiper_, &cluster_,
                [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); },
-               [this](const std::string& key) { return store_->Erase(key); }) {
+               [this](const std::string& key) { return EraseLocal(key); }),
+      aae_(config_.id, config_.cluster, config_.aae, store, transport, clock, &cluster_,
+           [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); }) {
   started_us_ = clock_->NowMicros();
 }
 
 Node::~Node() {
+  aae_.Stop();
   gossiper_.Stop();
   handoff_.Stop();
   hints_.Stop();
@@ -194,12 +197,14 @@ Status Node::Start() {
     });
   });
   handoff_.Start(complete);
+  aae_.Start();
   gossiper_.Start();
   return Status::OK();
 }
 
 void Node::OnMembershipChange() {
   cluster_.Refresh();
+  aae_.OnMembershipChange();
   for (const auto& [id, m] : gossiper_.members()) {
     if (id == config_.id) continue;
     bool alive = cluster_.IsAlive(id);
@@ -270,6 +275,14 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       reply.json = StatsJson();
     } else if (info->topic == "hints") {
       reply.json = hints_.Json();
+    } else if (info->topic == "aae-status") {
+      reply.json = aae_.Json();
+    } else if (info->topic == "aae-rebuild") {
+      aae_.RebuildAll();
+      reply.json = aae_.Json();
+    } else if (info->topic == "aae-exchange") {
+      aae_.ExchangeNow();
+      reply.json = aae_.Json();
     } else if (info->topic == "admin-leave" || info->topic == "admin-remove") {
       Status s = info->topic == "admin-leave" ? Leave() : Remove(info->arg);
       reply.status = s;
@@ -317,7 +330,11 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     put->forwarded = true;
     StartPut(Origin{0, from, rid}, std::move(*put));
   } else if (auto* rrr = std::get_if<ReplicaReadReply>(&env.body)) {
-    OnReadReply(rid, from, std::move(rrr->status), std::move(rrr->object));
+    if (AntiEntropy::IsAaeRequest(rid)) {
+      aae_.OnReadReply(from, rid, *rrr);
+    } else {
+      OnReadReply(rid, from, std::move(rrr->status), std::move(rrr->object));
+    }
   } else if (auto* ack = std::get_if<ReplicaWriteAck>(&env.body)) {
     if (HintedHandoff::IsReplayRequest(rid)) {
       hints_.OnAck(from, rid, ack->status);
@@ -334,6 +351,14 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     SendPeer(from, rid, handoff_.Serve(*hreq));
   } else if (auto* batch = std::get_if<HandoffBatch>(&env.body)) {
     handoff_.OnBatch(from, rid, std::move(*batch));
+  } else if (auto* hq = std::get_if<AaeHashesRequest>(&env.body)) {
+    SendPeer(from, rid, aae_.AnswerHashes(*hq));
+  } else if (auto* sq = std::get_if<AaeSegmentRequest>(&env.body)) {
+    SendPeer(from, rid, aae_.AnswerSegments(*sq));
+  } else if (auto* hr = std::get_if<AaeHashesReply>(&env.body)) {
+    aae_.OnHashesReply(from, rid, *hr);
+  } else if (auto* sr = std::get_if<AaeSegmentReply>(&env.body)) {
+    aae_.OnSegmentsReply(from, rid, *sr);
   } else {
     ++stats_.invalid_requests;  // not a message peers exchange
   }
@@ -637,6 +662,7 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
     Answer(origin, ErrorReply(s));
     return;
   }
+  bool local_found = s.ok();
   uint64_t min_counter = 0;
   if (!hint_for.empty()) {
     if (auto hinted = hints_.Find(hint_for, op->key)) local = DvvSet::Sync(local, *hinted);
@@ -650,7 +676,7 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
                               clock_->WallMillis(), min_counter);
   op->dot = Dot{config_.id, op->object.clock().Get(config_.id)};
   if (q.lww) op->object = DvvSet::CollapseLww(op->object);
-  s = hint_for.empty() ? store_->Put(op->key, op->object)
+  s = hint_for.empty() ? WriteLocal(op->key, local_found ? &local : nullptr, op->object)
                        : hints_.Add(hint_for, op->key, op->object);
   ++stats_.replica_writes;
   if (!s.ok()) {
@@ -769,6 +795,8 @@ void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string
     gossiper_.OnSendFailed(to);
   } else if (OwnershipHandoff::IsHandoffRequest(request_id)) {
     handoff_.OnSendFailed(to, request_id);
+  } else if (AntiEntropy::IsAaeRequest(request_id)) {
+    aae_.OnSendFailed(to, request_id);
   } else if (HintedHandoff::IsReplayRequest(request_id)) {
     hints_.OnSendFailed(to, request_id);
   } else if (gets_.contains(request_id)) {
@@ -822,7 +850,23 @@ Status Node::LocalMerge(const std::string& key, const DvvSet& incoming) {
   if (!s.ok() && !s.IsNotFound()) return s;
   DvvSet merged = DvvSet::Sync(local, incoming);
   if (s.ok() && merged == local) return Status::OK();  // nothing new
-  return store_->Put(key, merged);
+  return WriteLocal(key, s.ok() ? &local : nullptr, merged);
+}
+
+Status Node::WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now) {
+  Status s = store_->Put(key, now);
+  if (s.ok()) aae_.OnWrite(key, old, &now);
+  return s;
+}
+
+Status Node::EraseLocal(const std::string& key) {
+  DvvSet old;
+  Status s = store_->Get(key, &old);
+  if (s.IsNotFound()) return Status::OK();
+  if (!s.ok()) return s;
+  s = store_->Erase(key);
+  if (s.ok()) aae_.OnWrite(key, &old, nullptr);
+  return s;
 }
 
 // ---------------------------------------------------------------------------
@@ -922,6 +966,9 @@ std::string Node::StatsJson() const {
             {"coordinator_hints", s.coordinator_hints},
             {"hints_queued", hints_.queued()},
             {"hints_stored", hints_.stored()},
+            {"aae_exchanges", aae_.stats().exchanges},
+            {"aae_keys_repaired", aae_.stats().keys_repaired},
+            {"aae_bytes", aae_.stats().bytes},
             {"pending_requests", pending_requests()},
             {"objects", store_->CountObjects()},
             {"get_latency", LatencyJson(s.get_latency_us)},

@@ -33,6 +33,7 @@
 #include "core/message.h"
 #include "core/env.h"
 #include "gossip/gossiper.h"
+#include "node/anti_entropy.h"
 #include "node/cluster_membership.h"
 #include "node/hinted_handoff.h"
 #include "node/membership.h"
@@ -63,6 +64,8 @@ struct NodeConfig {
   uint64_t gossip_interval_ms = 1000;
   double phi_threshold = 8.0;
   uint64_t random_seed = 0;
+
+  AaeConfig aae;
 };
 
 // Counters shown by `ringkv stats`.
@@ -106,6 +109,7 @@ class Node {
   const Gossiper& gossiper() const { return gossiper_; }
   const ClusterMembership& membership() const { return cluster_; }
   const HintedHandoff& hints() const { return hints_; }
+  AntiEntropy& anti_entropy() { return aae_; }
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
   // their answers go to the sender through Transport::Send. Client messages
@@ -181,6 +185,10 @@ class Node {
   // hinted copy.
   ReplicaReadReply LocalRead(const std::string& key, const NodeId& hint_for = {});
   Status LocalMerge(const std::string& key, const DvvSet& object);
+  // Every write to the main store goes through here, so the Merkle tree of
+  // the key's partition stays in step. old: what was stored (nullptr: none).
+  Status WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now);
+  Status EraseLocal(const std::string& key);
 
   NodeConfig config_;
   Store* store_;
@@ -191,6 +199,7 @@ class Node {
   Membership* membership_ = &cluster_;
   HintedHandoff hints_;
   OwnershipHandoff handoff_;
+  AntiEntropy aae_;
   std::function<void()> on_exit_;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;

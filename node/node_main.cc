@@ -78,6 +78,16 @@ int main(int argc, char** argv) {
                  "Start with a fixed set of members, ID@HOST:PORT,... (may include this node), all "
                  "up at once. Without --peers and --join the node founds a new cluster.")
       ->delimiter(',');
+  app.add_option("--aae-interval-ms", config.aae.interval_ms,
+                 "Anti-entropy: one Merkle-tree exchange (one partition, one peer) per interval")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 86400000));
+  app.add_option("--aae-max-keys-per-sec", config.aae.max_keys_per_sec,
+                 "Anti-entropy: most keys repaired per second")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000000));
+  bool no_aae = false;
+  app.add_flag("--no-aae", no_aae, "Turn anti-entropy exchanges off (trees are still kept)");
   app.add_option("--gossip-interval-ms", config.gossip_interval_ms, "One gossip round")
       ->capture_default_str()
       ->check(CLI::Range(10, 60000));
@@ -173,6 +183,9 @@ int main(int argc, char** argv) {
     }
   }
   config.ring_size = ring_size;
+  config.aae.enabled = !no_aae;
+  // Big rings get smaller trees so every owned partition's tree fits in memory.
+  if (ring_size > 128) config.aae.tree.depth = 2;
   config.random_seed = std::hash<std::string>{}(config.id) ^
                        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
 

@@ -106,6 +106,47 @@ Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap boots
     pids_[i] = 0;
   }
   for (int i = 1; i <= nodes; ++i) Start(i);
+  WaitConverged();
+}
+
+void Cluster::WaitConverged(double limit_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(limit_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    bool all = true;
+    for (int i = 1; i <= size() && all; ++i) {
+      if (!Running(i)) continue;
+      auto c = Client::Connect(Address(i), 2000);
+      if (!c.ok()) {
+        all = false;
+        break;
+      }
+      auto doc = (*c)->Info("status");
+      if (!doc.ok()) {
+        all = false;
+        break;
+      }
+      // Cheap string checks: every running peer listed as up and alive.
+      for (int j = 1; j <= size() && all; ++j) {
+        if (!Running(j)) continue;
+        std::string needle = "\"id\":\"" + Id(j) + "\"";
+        size_t at = doc->find(needle);
+        if (at == std::string::npos) {
+          all = false;
+          break;
+        }
+        size_t obj_start = doc->rfind('{', at);
+        size_t obj_end = doc->find('}', at);
+        std::string member = doc->substr(obj_start, obj_end - obj_start);
+        if (member.find("\"alive\":true") == std::string::npos ||
+            member.find("\"state\":\"up\"") == std::string::npos) {
+          all = false;
+        }
+      }
+    }
+    if (all) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("cluster did not converge: nodes do not all see each other up");
 }
 
 Cluster::~Cluster() {

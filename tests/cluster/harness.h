@@ -48,6 +48,9 @@ class Cluster {
   std::string LogTail(int i, size_t bytes = 4000) const;
 
   void Start(int i);   // and wait until it answers
+  // Waits until every running node sees every other running node alive and
+  // up (connections made, gossip spread).
+  void WaitConverged(double limit_s = 60);
   // Starts one more node that joins through n1; returns its index.
   int AddNode();
   void Kill(int i);    // SIGKILL
