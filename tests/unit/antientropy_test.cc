@@ -4,6 +4,8 @@
 // the store; every message crosses the real codec.
 #include <doctest/doctest.h>
 
+#include "report.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstdint>
@@ -513,7 +515,7 @@ TEST_CASE(
     repaired += outcome.keys.size();
     Repair(a, b, outcome.keys);
   }
-  MESSAGE("capped exchange: " << total << " differing keys repaired in "
+  REPORT("capped exchange: " << total << " differing keys repaired in "
                               << exchanges
                               << " exchanges of at most 8 segments");
   CHECK(repaired == total);
@@ -553,7 +555,7 @@ TEST_CASE("aae: hashes exchanged grow with the differences, not the keys") {
       Outcome outcome = RunExchange(a, b, unbounded);
       REQUIRE(outcome.keys.size() == differences);
       hashes[{key_count, differences}] = outcome.stats.hashes_exchanged;
-      MESSAGE(
+      REPORT(
           "keys " << key_count << ", differences " << differences
                   << ": hashes exchanged " << outcome.stats.hashes_exchanged
                   << " in " << outcome.stats.hash_requests

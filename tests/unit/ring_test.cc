@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "report.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -321,7 +323,7 @@ TEST_CASE("ring: random joins and leaves keep primaries distinct, loads balanced
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::printf(
-      "ring: worst imbalance %.1f%% of mean, worst movement %.2fx minimum over %d changes "
+      "[figure] ring: worst imbalance %.1f%% of mean, worst movement %.2fx minimum over %d changes "
       "(%d with movement asserted); not asserted: n_val 1-2 under 48 replicas/node %.2fx, "
       "Q < 16*members %.1f%% and %.2fx; %.2fs\n",
       100 * stats.worst_imbalance, stats.worst_movement, stats.changes, stats.asserted_changes,
