@@ -57,7 +57,7 @@ void AntiEntropy::OnMembershipChange() {
     if (trees_.contains(p)) continue;
     auto tree = MerkleTree::Create(ring.ring_size(), p, config_.tree);
     if (!tree.ok()) continue;
-    TreeState& t = trees_.emplace(p, TreeState{std::move(tree).value()}).first->second;
+    TreeState& t = trees_.emplace(p, TreeState{std::move(tree).value(), false, false, {}}).first->second;
     t.rebuilding = true;  // built from the store in slices
   }
 }

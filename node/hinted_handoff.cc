@@ -102,25 +102,32 @@ void HintedHandoff::SendBatch(const NodeId& target, Target& t) {
     if (batch.empty()) t.stats.queued = 0;  // the counter drifted: nothing is left
     return;
   }
+  NodeId destination = target;
+  if (evacuate_to_ && alive_ && !alive_(target)) {
+    destination = evacuate_to_(target);
+    if (destination.empty()) return;  // nobody to hold them yet
+  }
   t.batch_sent_us = clock_->NowMicros();
   t.batch_failed = false;
   t.stats.in_flight = batch.size();
   for (Hint& h : batch) {
     uint64_t id = kRequestBit | next_id_++;
-    in_flight_[id] = InFlight{target, h.key, h.object};
-    transport_->Send(target, Envelope{id, self_, cluster_, ReplicaWrite{h.key, h.object, {}}});
+    in_flight_[id] = InFlight{target, destination, h.key, h.object};
+    NodeId hint_for = destination == target ? NodeId() : target;
+    transport_->Send(destination,
+                     Envelope{id, self_, cluster_, ReplicaWrite{h.key, h.object, hint_for}});
   }
 }
 
 void HintedHandoff::OnAck(const NodeId& from, uint64_t request_id, const Status& status) {
   auto it = in_flight_.find(request_id);
-  if (it == in_flight_.end() || it->second.target != from) return;
+  if (it == in_flight_.end() || it->second.destination != from) return;
   Finish(request_id, status.ok());
 }
 
 void HintedHandoff::OnSendFailed(const NodeId& to, uint64_t request_id) {
   auto it = in_flight_.find(request_id);
-  if (it == in_flight_.end() || it->second.target != to) return;
+  if (it == in_flight_.end() || it->second.destination != to) return;
   Finish(request_id, false);
 }
 
@@ -174,6 +181,16 @@ std::optional<DvvSet> HintedHandoff::FindAny(const std::string& key) {
     if (auto h = Find(target, key)) merged = merged ? DvvSet::Sync(*merged, *h) : *h;
   }
   return merged;
+}
+
+void HintedHandoff::Evacuate(std::function<NodeId(const NodeId&)> pick,
+                             std::function<bool(const NodeId&)> alive) {
+  evacuate_to_ = std::move(pick);
+  alive_ = std::move(alive);
+  for (auto& [target, t] : targets_) {
+    t.next_attempt_us = 0;
+    t.backoff_ms = 0;
+  }
 }
 
 uint64_t HintedHandoff::queued() const {

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -59,6 +60,11 @@ class HintedHandoff {
   void OnSendFailed(const NodeId& to, uint64_t request_id);
   // The failure detector believes peer is up: replay its hints now.
   void OnPeerAlive(const NodeId& peer);
+  // This node is leaving: hints for targets that are down go to another
+  // node instead (as hints for the same target), chosen by pick (empty: none
+  // available, keep trying). alive tells whether a target is up.
+  void Evacuate(std::function<NodeId(const NodeId& target)> pick,
+                std::function<bool(const NodeId&)> alive);
 
   uint64_t queued() const;
   uint64_t stored() const { return stored_; }
@@ -76,6 +82,7 @@ class HintedHandoff {
   };
   struct InFlight {
     NodeId target;
+    NodeId destination;  // the target, or another node holding it for the target
     std::string key;
     DvvSet object;
   };
@@ -96,6 +103,8 @@ class HintedHandoff {
   uint64_t stored_ = 0;
   Clock::TimerId timer_ = 0;
   bool running_ = false;
+  std::function<NodeId(const NodeId&)> evacuate_to_;
+  std::function<bool(const NodeId&)> alive_;
 };
 
 }  // namespace ringkv

@@ -191,15 +191,38 @@ Status Node::Start() {
   s = hints_.Start();
   if (!s.ok()) return s;
   handoff_.OnLeft([this] {
-    // Stay a few gossip rounds so the news spreads, then exit.
-    clock_->After(3 * config_.gossip_interval_ms + 200, [this] {
-      if (on_exit_) on_exit_();
-    });
+    // Hints for nodes that are down go to a node that stays; then stay a few
+    // gossip rounds so the news spreads, and exit.
+    hints_.Evacuate(
+        [this](const NodeId& target) {
+          for (const auto& [id, m] : gossiper_.members()) {
+            if (id != config_.id && id != target && m.status == MemberStatus::kUp &&
+                cluster_.IsAlive(id)) {
+              return id;
+            }
+          }
+          return NodeId();
+        },
+        [this](const NodeId& id) { return cluster_.IsAlive(id); });
+    left_at_us_ = clock_->NowMicros();
+    WaitToExit();
   });
   handoff_.Start(complete);
   aae_.Start();
   gossiper_.Start();
   return Status::OK();
+}
+
+void Node::WaitToExit() {
+  bool hints_out = hints_.queued() == 0;
+  bool waited_long = clock_->NowMicros() - left_at_us_ > 30'000'000;  // give up on hints
+  if (hints_out || waited_long) {
+    clock_->After(3 * config_.gossip_interval_ms + 200, [this] {
+      if (on_exit_) on_exit_();
+    });
+    return;
+  }
+  clock_->After(200, [this] { WaitToExit(); });
 }
 
 void Node::OnMembershipChange() {
@@ -656,6 +679,13 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
   // fallback for a primary.
   int self = op->replicas.Find(config_.id);
   NodeId hint_for = self >= 0 ? op->replicas.replicas()[self].hint_for : NodeId();
+  if (self < 0 && !op->replicas.replicas().empty()) {
+    // A put forwarded here by a node whose view of the ring differs: this
+    // node is no replica, so it keeps its copy as a hint for the first one
+    // (delivered, then deleted, like any hint) rather than as stray data.
+    hint_for = op->replicas.replicas()[0].primary ? op->replicas.replicas()[0].node
+                                                  : op->replicas.replicas()[0].hint_for;
+  }
   DvvSet local;
   Status s = store_->Get(op->key, &local);
   if (!s.ok() && !s.IsNotFound()) {

@@ -156,6 +156,7 @@ class Node {
   };
 
   void OnMembershipChange();
+  void WaitToExit();
   void HandleClient(ClientId conn, Envelope env);
   void HandlePeer(ClientId conn, Envelope env);
 
@@ -201,6 +202,7 @@ class Node {
   OwnershipHandoff handoff_;
   AntiEntropy aae_;
   std::function<void()> on_exit_;
+  uint64_t left_at_us_ = 0;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
   uint64_t next_op_id_ = 1;

@@ -1,5 +1,8 @@
 #include "node/runtime.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include <chrono>
@@ -274,6 +277,11 @@ struct Runtime::Impl {
     c->outgoing = true;
     c->peer = id;
     uv_tcp_nodelay(&c->tcp, 1);
+    // A peer cut off by a partition must not hold a connection open for
+    // minutes of TCP retransmission backoff: keepalives notice a silent
+    // peer, and data unacknowledged for peer_timeout aborts the connection,
+    // so the next message reconnects.
+    uv_tcp_keepalive(&c->tcp, 1, 5);
     auto* req = new uv_connect_t;
     req->data = c;
     int rc = uv_tcp_connect(req, &c->tcp, reinterpret_cast<sockaddr*>(&addr), [](uv_connect_t* req, int status) {
@@ -285,6 +293,11 @@ struct Runtime::Impl {
         return;
       }
       c->connected = true;
+      uv_os_fd_t fd;
+      if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0) {
+        unsigned int timeout_ms = static_cast<unsigned int>(c->impl->options.peer_timeout_ms);
+        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+      }
       c->impl->SetReachable(c->peer, true);
       c->impl->StartReading(c);
       c->impl->MarkDirty(c);

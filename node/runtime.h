@@ -25,6 +25,9 @@ struct RuntimeOptions {
   size_t max_frame_bytes = kDefaultMaxFrameBytes;
   // After a failed connect, messages to that peer fail at once for this long.
   uint64_t reconnect_backoff_ms = 500;
+  // Data to a peer unacknowledged this long aborts the connection
+  // (TCP_USER_TIMEOUT); the next message reconnects.
+  uint64_t peer_timeout_ms = 5000;
 };
 
 class Runtime final : public Transport, public Clock {
