@@ -283,7 +283,7 @@ void Gossiper::SetComplete(std::string bitmap) {
   Notify();
 }
 
-Status Gossiper::Remove(const NodeId& id) {
+Status Gossiper::Remove(const NodeId& id, bool known_down) {
   if (id == config_.id) {
     return Status::InvalidArgument("cannot remove " + id +
                                    " from itself; remove it from another node");
@@ -291,7 +291,7 @@ Status Gossiper::Remove(const NodeId& id) {
   auto it = members_.find(id);
   if (it == members_.end()) return Status::NotFound("no member " + id);
   if (it->second.status == MemberStatus::kRemoved) return Status::OK();
-  if (Active(it->second.status) && IsAlive(id)) {
+  if (Active(it->second.status) && IsAlive(id) && !known_down) {
     return Status::InvalidArgument(id + " is alive (phi " + std::to_string(Phi(id)) +
                                    "); only a dead node can be removed: stop it first");
   }

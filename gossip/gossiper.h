@@ -146,7 +146,9 @@ class Gossiper {
   // NotFound for an unknown id, InvalidArgument for this node itself or for a
   // node the detector believes alive (stop it first). Removing an already
   // removed node is OK.
-  Status Remove(const NodeId& id);
+  // known_down: the caller has other evidence the node is down (refused
+  // connections) and the detector has not convicted it yet.
+  Status Remove(const NodeId& id, bool known_down = false);
 
   const MemberState& self() const;
   // Every known member, including self and Left/Removed ones.

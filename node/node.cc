@@ -265,7 +265,14 @@ Status Node::Leave() {
   return Status::OK();
 }
 
-Status Node::Remove(const NodeId& id) { return gossiper_.Remove(id); }
+Status Node::Remove(const NodeId& id) {
+  if (id != config_.id && cluster_.IsAlive(id)) {
+    return Status::InvalidArgument(fmt::format(
+        "{} is alive as {} sees it; only a dead node can be removed: stop it first", id,
+        config_.id));
+  }
+  return gossiper_.Remove(id, /*known_down=*/true);
+}
 
 size_t Node::pending_requests() const { return gets_.size() + puts_.size() + forwards_.size(); }
 

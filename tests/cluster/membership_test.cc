@@ -201,3 +201,38 @@ TEST_CASE("membership: a killed node is marked down by every survivor; sloppy wr
     REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   }
 }
+
+TEST_CASE("membership: removing a dead node makes the survivors rebuild its replicas") {
+  Cluster c(4, kFastGossip, Cluster::Bootstrap::kJoin);
+  WaitFor([&] {
+    json s = Status(c, 1);
+    return StateOf(s, "n2") == "up" && StateOf(s, "n3") == "up" && StateOf(s, "n4") == "up";
+  }, 60, "all up");
+  std::map<std::string, std::string> written;
+  Load(c, 1, 0, 2000, &written);
+  c.Kill(4);
+  WaitFor([&] { return !AliveIn(Status(c, 1), "n4"); }, 30, "n1 sees n4 down");
+  auto removed = c.Cli(1, {"admin", "remove", "n4"});
+  REQUIRE_MESSAGE(removed.exit_code == 0, removed.err);
+  // Every survivor takes over n4's partitions: pending handoff drains and
+  // each key ends up on all three of its (new) primaries.
+  double took = WaitFor([&] {
+    for (int i = 1; i <= 3; ++i) {
+      json s = Status(c, i);
+      if (StateOf(s, "n4") != "removed" || !s["handoff"]["pending"].empty()) return false;
+    }
+    return true;
+  }, 120, "survivors hold n4's partitions");
+  int copies = 0;
+  for (int i = 1; i <= 3; ++i) {
+    auto client = c.Connect(i);
+    for (const auto& [key, value] : written) {
+      auto doc = client->Info("local", key);
+      REQUIRE(doc.ok());
+      copies += json::parse(*doc)["found"].get<bool>();
+    }
+  }
+  REPORT("membership: after removing dead n4, the 3 survivors rebuilt its replicas in " << took
+                                                                                       << " s; " << copies << " copies of 2000 keys");
+  CHECK(copies == 3 * 2000);
+}
