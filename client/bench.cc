@@ -525,6 +525,11 @@ double ZipfSampler::HIntegralInverse(double x) const {
 
 Status ValidateBenchOptions(const BenchOptions& o) {
   if (o.hosts.empty()) return Status::InvalidArgument("no host to benchmark");
+  for (const auto& h : o.hosts) {
+    if (h.empty() || h.rfind(':') == std::string::npos) {
+      return Status::InvalidArgument(fmt::format("host '{}' is not HOST:PORT", h));
+    }
+  }
   if (o.clients < 1) return Status::InvalidArgument("--clients must be at least 1");
   if (o.pipeline < 1 || o.pipeline > kMaxPipeline) {
     return Status::InvalidArgument(fmt::format("--pipeline must be 1..{}", kMaxPipeline));
