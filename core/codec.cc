@@ -1,6 +1,8 @@
 #include "core/codec.h"
 
+#include <cstdint>
 #include <cstring>
+#include <vector>
 #include <utility>
 
 #include <fmt/format.h>
@@ -23,6 +25,28 @@ constexpr char kContextFormat = 1;
 fb::Offset<fb::Vector<uint8_t>> Bytes(fb::FlatBufferBuilder& b, std::string_view s) {
   return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
+
+// FlatBuffers reads its buffer with aligned loads. Bytes after a one-byte
+// format prefix, or inside a LevelDB block, are not aligned: copy them into
+// 8-byte-aligned storage first (only when misaligned).
+class Aligned {
+ public:
+  explicit Aligned(std::string_view bytes) {
+    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) {
+      view_ = bytes;
+    } else {
+      words_.resize((bytes.size() + 7) / 8);
+      std::memcpy(words_.data(), bytes.data(), bytes.size());
+      view_ = std::string_view(reinterpret_cast<const char*>(words_.data()), bytes.size());
+    }
+  }
+  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(view_.data()); }
+  size_t size() const { return view_.size(); }
+
+ private:
+  std::vector<uint64_t> words_;
+  std::string_view view_;
+};
 
 std::string_view View(const fb::Vector<uint8_t>* v) {
   if (v == nullptr) return {};
@@ -478,8 +502,10 @@ std::string EncodeEnvelope(const Envelope& env) {
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
-Result<Envelope> DecodeEnvelope(std::string_view bytes) {
-  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+Result<Envelope> DecodeEnvelope(std::string_view raw) {
+  Aligned aligned(raw);
+  std::string_view bytes(reinterpret_cast<const char*>(aligned.data()), aligned.size());
+  fb::Verifier verifier(aligned.data(), aligned.size(),
                         /*max_depth=*/64, /*max_tables=*/10'000'000);
   if (!w::VerifyEnvelopeBuffer(verifier)) {
     return Status::InvalidArgument(
@@ -549,12 +575,12 @@ Result<DvvSet> DecodeStoredObject(std::string_view bytes, std::string* key) {
   if (bytes.empty() || bytes[0] != kStoredObjectFormat) {
     return Status::Corruption("stored object has an unknown format byte");
   }
-  bytes.remove_prefix(1);
-  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  Aligned aligned(bytes.substr(1));
+  fb::Verifier verifier(aligned.data(), aligned.size());
   if (!verifier.VerifyBuffer<w::StoredObject>(nullptr)) {
     return Status::Corruption("stored object fails verification");
   }
-  const auto* so = fb::GetRoot<w::StoredObject>(bytes.data());
+  const auto* so = fb::GetRoot<w::StoredObject>(aligned.data());
   if (key != nullptr) *key = std::string(View(so->key()));
   auto obj = DecodeObject(so->object());
   if (!obj.ok()) return Status::Corruption(obj.status().message());
@@ -576,12 +602,12 @@ Result<VersionVector> DecodeContext(std::string_view bytes) {
   if (bytes[0] != kContextFormat) {
     return Status::InvalidArgument("context is not one that ringkv handed out");
   }
-  bytes.remove_prefix(1);
-  fb::Verifier verifier(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+  Aligned aligned(bytes.substr(1));
+  fb::Verifier verifier(aligned.data(), aligned.size());
   if (!verifier.VerifyBuffer<w::Context>(nullptr)) {
     return Status::InvalidArgument("context is malformed");
   }
-  const auto* ctx = fb::GetRoot<w::Context>(bytes.data());
+  const auto* ctx = fb::GetRoot<w::Context>(aligned.data());
   Status s = DecodeClock(ctx->clock(), &clock);
   if (!s.ok()) return Status::InvalidArgument("context is malformed: " + s.message());
   return clock;
