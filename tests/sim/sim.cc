@@ -23,6 +23,30 @@ void SimNode::Crash() {
   ++epoch_;
   node_.reset();
   cancelled_.clear();
+  paused_ = false;
+  held_.clear();
+}
+
+void SimNode::Pause() {
+  if (node_) paused_ = true;
+}
+
+void SimNode::Resume() {
+  if (!paused_) return;
+  paused_ = false;
+  // Everything held runs now, in the order it arrived, as a resumed process
+  // finds its socket buffers full and its timers overdue.
+  std::vector<std::function<void()>> held = std::move(held_);
+  held_.clear();
+  for (auto& fn : held) world_->Schedule(0, std::move(fn));
+}
+
+void SimNode::RunOrHold(std::function<void()> fn) {
+  if (paused_) {
+    held_.push_back(std::move(fn));
+  } else {
+    fn();
+  }
 }
 
 void SimNode::Send(const NodeId& to, Envelope env) { world_->Deliver(*this, to, std::move(env)); }
@@ -30,10 +54,8 @@ void SimNode::Send(const NodeId& to, Envelope env) { world_->Deliver(*this, to, 
 void SimNode::Reply(ClientId client, Envelope env) {
   // Round-trip through the codec like a real reply.
   std::string bytes = EncodeEnvelope(env);
-  uint64_t epoch = epoch_;
   World* w = world_;
-  w->Schedule(w->Delay(), [w, client, bytes, epoch, this] {
-    (void)epoch;
+  w->Schedule(w->Delay(), [w, client, bytes = std::move(bytes)] {
     auto it = w->clients_.find(client);
     if (it == w->clients_.end()) return;
     auto decoded = DecodeEnvelope(bytes);
@@ -45,20 +67,29 @@ void SimNode::Reply(ClientId client, Envelope env) {
 }
 
 uint64_t SimNode::NowMicros() { return world_->now_us_; }
-uint64_t SimNode::WallMillis() { return 1'700'000'000'000ull + world_->now_us_ / 1000; }
+
+uint64_t SimNode::WallMillis() {
+  int64_t ms = static_cast<int64_t>(1'700'000'000'000ull + world_->now_us_ / 1000) + skew_ms_;
+  return ms < 0 ? 0 : static_cast<uint64_t>(ms);
+}
 
 Clock::TimerId SimNode::After(uint64_t delay_ms, std::function<void()> fn) {
   TimerId id = ++world_->seq_;
   uint64_t epoch = epoch_;
-  world_->Schedule(delay_ms * 1000, [this, id, epoch, fn = std::move(fn)] {
+  world_->Schedule(delay_ms * 1000, [this, id, epoch, fn = std::move(fn)]() mutable {
     if (epoch != epoch_ || !node_) return;
-    if (cancelled_.erase(id)) return;
-    fn();
+    RunOrHold([this, id, epoch, fn = std::move(fn)] {
+      if (epoch != epoch_ || !node_) return;
+      if (cancelled_.erase(id)) return;
+      fn();
+    });
   });
   return id;
 }
 
-void SimNode::Cancel(TimerId id) { cancelled_.insert(id); }
+void SimNode::Cancel(TimerId id) {
+  if (id != 0) cancelled_.insert(id);
+}
 
 World::World(uint64_t seed, int nodes, NodeConfig base, uint32_t ring_size, NetworkConfig net)
     : rng_(seed), net_(net) {
@@ -85,6 +116,11 @@ SimNode* World::ByName(const NodeId& id) {
   return nullptr;
 }
 
+void World::Uncut(const NodeId& from, const NodeId& to) {
+  auto it = cut_.find({from, to});
+  if (it != cut_.end()) cut_.erase(it);
+}
+
 void World::Partition(const std::vector<NodeId>& a, const std::vector<NodeId>& b) {
   for (const auto& x : a) {
     for (const auto& y : b) {
@@ -95,6 +131,10 @@ void World::Partition(const std::vector<NodeId>& a, const std::vector<NodeId>& b
 }
 
 uint64_t World::Delay() {
+  if (net_.tail_probability > 0 && net_.tail_max_delay_us > net_.max_delay_us &&
+      std::uniform_real_distribution<>(0, 1)(rng_) < net_.tail_probability) {
+    return net_.max_delay_us + rng_() % (net_.tail_max_delay_us - net_.max_delay_us);
+  }
   if (net_.max_delay_us <= net_.min_delay_us) return net_.min_delay_us;
   return net_.min_delay_us + rng_() % (net_.max_delay_us - net_.min_delay_us);
 }
@@ -109,33 +149,43 @@ void World::Deliver(SimNode& from, const NodeId& to, Envelope env) {
   NodeId from_id = from.id();
   uint64_t from_epoch = from.epoch_;
   if (target == nullptr) return;
-  std::string bytes = EncodeEnvelope(env);
   auto fail = [&](const std::string& why) {
     if (!request) return;
     uint64_t rid = env.request_id;
     SimNode* sender = &from;
     Schedule(Delay(), [sender, to, rid, why, from_epoch] {
-      if (sender->epoch_ == from_epoch && sender->node_) sender->node_->OnSendFailed(to, rid, why);
+      if (sender->epoch_ != from_epoch || !sender->node_) return;
+      sender->RunOrHold([sender, to, rid, why, from_epoch] {
+        if (sender->epoch_ == from_epoch && sender->node_) sender->node_->OnSendFailed(to, rid, why);
+      });
     });
   };
   if (!target->up()) {
+    if (observer_) observer_(from_id, to, env, "refused");
     fail(to + " unreachable: connection refused");  // a dead process refuses at once
     ++dropped_;
     return;
   }
-  if (cut_.contains({from_id, to}) || std::uniform_real_distribution<>(0, 1)(rng_) < net_.drop_probability) {
+  bool is_cut = cut_.contains({from_id, to});
+  if (is_cut || std::uniform_real_distribution<>(0, 1)(rng_) < net_.drop_probability) {
+    if (observer_) observer_(from_id, to, env, is_cut ? "cut" : "dropped");
     ++dropped_;  // silently lost: the sender times out
     return;
   }
+  auto bytes = std::make_shared<const std::string>(EncodeEnvelope(env));
   int copies = std::uniform_real_distribution<>(0, 1)(rng_) < net_.duplicate_probability ? 2 : 1;
+  if (observer_) observer_(from_id, to, env, copies == 2 ? "duplicated" : "sent");
   for (int c = 0; c < copies; ++c) {
     uint64_t target_epoch = target->epoch_;
     Schedule(Delay(), [this, target, target_epoch, bytes] {
       if (target->epoch_ != target_epoch || !target->node_) return;
-      auto decoded = DecodeEnvelope(bytes);
-      if (!decoded.ok()) throw std::runtime_error("codec failed: " + decoded.status().ToString());
-      ++delivered_;
-      target->node_->OnMessage(0, std::move(decoded).value());
+      target->RunOrHold([this, target, target_epoch, bytes] {
+        if (target->epoch_ != target_epoch || !target->node_) return;
+        auto decoded = DecodeEnvelope(*bytes);
+        if (!decoded.ok()) throw std::runtime_error("codec failed: " + decoded.status().ToString());
+        ++delivered_;
+        target->node_->OnMessage(0, std::move(decoded).value());
+      });
     });
   }
 }
@@ -144,7 +194,7 @@ ClientId World::Request(int i, Body body, std::function<void(Envelope)> done) {
   ClientId client = next_client_++;
   clients_[client] = std::move(done);
   SimNode& n = node(i);
-  std::string bytes = EncodeEnvelope(Envelope{client, {}, {}, std::move(body)});
+  auto bytes = std::make_shared<const std::string>(EncodeEnvelope(Envelope{client, {}, {}, std::move(body)}));
   uint64_t epoch = n.epoch_;
   Schedule(Delay(), [this, &n, client, bytes, epoch] {
     if (n.epoch_ != epoch || !n.node_) {
@@ -156,21 +206,31 @@ ClientId World::Request(int i, Body body, std::function<void(Envelope)> done) {
       }
       return;
     }
-    auto decoded = DecodeEnvelope(bytes);
-    n.node_->OnMessage(client, std::move(decoded).value());
+    n.RunOrHold([&n, client, bytes, epoch] {
+      if (n.epoch_ != epoch || !n.node_) return;  // crashed while paused: no answer
+      auto decoded = DecodeEnvelope(*bytes);
+      n.node_->OnMessage(client, std::move(decoded).value());
+    });
   });
   return client;
+}
+
+bool World::Step(uint64_t deadline_us) {
+  if (events_.empty() || events_.top().at > deadline_us) return false;
+  // Moving the callback out leaves `at` and `seq`, all the heap compares.
+  Event e = std::move(const_cast<Event&>(events_.top()));
+  events_.pop();
+  now_us_ = e.at;
+  ++events_run_;
+  e.fn();
+  return true;
 }
 
 std::optional<Envelope> World::Call(int i, Body body, uint64_t limit_ms) {
   std::optional<Envelope> result;
   ClientId client = Request(i, std::move(body), [&result](Envelope e) { result = std::move(e); });
   uint64_t deadline = now_us_ + limit_ms * 1000;
-  while (!result && !events_.empty() && events_.top().at <= deadline) {
-    Event e = events_.top();
-    events_.pop();
-    now_us_ = e.at;
-    e.fn();
+  while (!result && Step(deadline)) {
   }
   clients_.erase(client);  // the callback refers to this frame
   return result;
@@ -178,22 +238,14 @@ std::optional<Envelope> World::Call(int i, Body body, uint64_t limit_ms) {
 
 void World::RunFor(uint64_t ms) {
   uint64_t deadline = now_us_ + ms * 1000;
-  while (!events_.empty() && events_.top().at <= deadline) {
-    Event e = events_.top();
-    events_.pop();
-    now_us_ = e.at;
-    e.fn();
+  while (Step(deadline)) {
   }
   now_us_ = std::max(now_us_, deadline);
 }
 
 void World::RunUntilIdle(uint64_t limit_ms) {
   uint64_t deadline = now_us_ + limit_ms * 1000;
-  while (!events_.empty() && events_.top().at <= deadline) {
-    Event e = events_.top();
-    events_.pop();
-    now_us_ = e.at;
-    e.fn();
+  while (Step(deadline)) {
   }
 }
 

@@ -1,0 +1,719 @@
+#include "sim/workload.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <stdexcept>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/codec.h"
+#include "sim/sim.h"
+
+namespace ringkv::sim {
+
+namespace {
+
+constexpr uint64_t kClientTimeoutUs = 6'000'000;  // a client gives up (outcome unknown)
+constexpr uint64_t kMaxThinkUs = 400'000;         // pause between a client's operations
+constexpr uint64_t kMinQuietMs = 20'000;          // quiet time before the first check
+constexpr uint64_t kQuietStepMs = 5'000;
+constexpr size_t kMaxProblems = 12;
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::string JoinSet(const std::set<uint64_t>& elements) {
+  std::string out;
+  for (uint64_t e : elements) {
+    if (!out.empty()) out += ',';
+    out += std::to_string(e);
+  }
+  return out;
+}
+
+// Elements of a set value; false if it is not a comma-separated list of
+// integers (which no client writes).
+bool ParseSet(const std::string& value, std::set<uint64_t>* out) {
+  size_t i = 0;
+  while (i < value.size()) {
+    size_t j = value.find(',', i);
+    if (j == std::string::npos) j = value.size();
+    if (j == i) return false;
+    uint64_t v = 0;
+    for (size_t k = i; k < j; ++k) {
+      if (value[k] < '0' || value[k] > '9') return false;
+      v = v * 10 + static_cast<uint64_t>(value[k] - '0');
+    }
+    out->insert(v);
+    i = j + 1;
+  }
+  return true;
+}
+
+std::string Brief(const std::string& s, size_t max = 300) {
+  return s.size() <= max ? s : s.substr(0, max) + "...";
+}
+
+// One operation of the register workload.
+struct RegisterOp {
+  bool del = false;
+  std::string value;  // puts
+  bool done = false;
+  bool acked = false;
+  std::optional<Dot> dot;  // acked puts: the dot the write got
+  VersionVector context;   // deletes: the context the delete carried
+};
+
+class Schedule {
+ public:
+  explicit Schedule(ScheduleOptions o)
+      : o_(o), fault_rng_(SplitMix(o.seed * 3 + 1)), client_rng_(SplitMix(o.seed * 3 + 2)) {
+    r_.seed = o.seed;
+    r_.nodes = o.nodes;
+    r_.minutes = o.minutes;
+    r_.lww = o.lww;
+  }
+
+  ScheduleResult Run() {
+    auto wall_start = std::chrono::steady_clock::now();
+    try {
+      RunInner();
+    } catch (const std::exception& e) {
+      r_.exception = e.what();
+      Problem(fmt::format("exception: {}", e.what()));
+    }
+    r_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    return std::move(r_);
+  }
+
+ private:
+  // ---- setup and phases ---------------------------------------------------
+
+  void RunInner() {
+    NodeConfig base;
+    base.n = 3;
+    base.r = 2;
+    base.w = 2;
+    base.timeout_ms = 2000;
+    base.mode = Mode::kSloppy;
+    base.gossip_interval_ms = 1000;
+    base.aae.enabled = true;
+    base.aae.interval_ms = 2000;
+    base_net_.min_delay_us = 100;
+    base_net_.max_delay_us = 2000;
+    base_net_.tail_probability = 0.01;  // a few messages overtake or lag far behind
+    base_net_.tail_max_delay_us = 200'000;
+    world_ = std::make_unique<World>(o_.seed, o_.nodes, base, 64, base_net_);
+    if (o_.trace && !o_.watch_key.empty()) {
+      world_->SetObserver([this](const NodeId& from, const NodeId& to, const Envelope& env, const char* fate) {
+        std::string what = Describe(env.body);
+        if (!what.empty()) Trace(fmt::format("{} -> {} #{} {} [{}]", from, to, env.request_id, what, fate));
+      });
+    }
+    start_us_ = world_->now_us();
+    for (int k = 0; k < o_.set_keys; ++k) set_keys_.push_back(fmt::format("set-{}", k));
+
+    uint64_t fault_phase_us = static_cast<uint64_t>(o_.minutes * 60e6);
+    faults_end_us_ = world_->now_us() + fault_phase_us;
+    for (int c = 0; c < o_.set_clients; ++c) Next([this] { SetStep(); });
+    for (int c = 0; c < o_.register_clients; ++c) Next([this] { RegisterStep(); });
+    world_->Schedule(1'000'000 + fault_rng_() % 2'000'000, [this] { NextFault(); });
+    world_->RunFor(fault_phase_us / 1000);
+
+    HealAll();
+    uint64_t quiet_start = world_->now_us();
+    world_->RunFor(kMinQuietMs);
+    while (!Converged() && world_->now_us() - quiet_start < o_.max_quiet_ms * 1000) {
+      world_->RunFor(kQuietStepMs);
+    }
+    r_.converge_ms = (world_->now_us() - quiet_start) / 1000;
+    Check();
+    r_.messages = world_->messages_delivered();
+    r_.simulated_ms = (world_->now_us() - start_us_) / 1000;
+  }
+
+  void HealAll() {
+    faults_over_ = true;
+    clients_running_ = false;
+    world_->Heal();
+    world_->network() = base_net_;
+    for (int i = 1; i <= world_->size(); ++i) {
+      SimNode& n = world_->node(i);
+      n.Resume();
+      if (!n.up()) n.Restart();
+    }
+    Trace("heal: partitions healed, network clean, every node resumed and up");
+  }
+
+  bool Converged() {
+    if (pending_ops_ > 0 || HintsQueued() > 0) return false;
+    for (const auto& key : AllKeys()) {
+      if (!PrimariesAgree(key, nullptr)) return false;
+    }
+    return true;
+  }
+
+  // ---- clients --------------------------------------------------------------
+
+  void Next(std::function<void()> step) {
+    world_->Schedule(client_rng_() % kMaxThinkUs, std::move(step));
+  }
+
+  // Sends body to a random node; done gets the reply, or nullopt when the
+  // client gave up waiting (the outcome is unknown).
+  void Issue(Body body, std::function<void(std::optional<Reply>)> done) {
+    ++r_.client_ops;
+    ++pending_ops_;
+    int via = 1 + static_cast<int>(client_rng_() % static_cast<uint64_t>(world_->size()));
+    auto slot = std::make_shared<std::function<void(std::optional<Reply>)>>(std::move(done));
+    auto finish = [this, slot](std::optional<Reply> reply) {
+      if (!*slot) return;
+      auto fn = std::move(*slot);
+      *slot = nullptr;
+      --pending_ops_;
+      if (!reply || !(reply->status.ok() || reply->status.IsNotFound())) ++r_.client_ops_failed;
+      fn(std::move(reply));
+    };
+    if (o_.trace && !o_.watch_key.empty()) {
+      std::string what = Describe(body);
+      if (!what.empty()) Trace(fmt::format("client {} -> n{}: {}", next_client_trace_, via, what));
+    }
+    ++next_client_trace_;
+    ClientId id = world_->Request(via, std::move(body), [finish](Envelope e) {
+      auto* reply = std::get_if<Reply>(&e.body);
+      finish(reply ? std::optional<Reply>(std::move(*reply)) : std::nullopt);
+    });
+    world_->Schedule(kClientTimeoutUs, [this, id, finish] {
+      world_->Abandon(id);
+      finish(std::nullopt);
+    });
+  }
+
+  const std::string& PickKey(const std::vector<std::string>& keys) {
+    return keys[client_rng_() % keys.size()];
+  }
+
+  // Set workload: one add by read-modify-write with the read's context.
+  void SetStep() {
+    if (!clients_running_) return;
+    std::string key = PickKey(set_keys_);
+    Issue(GetRequest{key, {}}, [this, key](std::optional<Reply> got) {
+      if (!got || !(got->status.ok() || got->status.IsNotFound())) {
+        Next([this] { SetStep(); });
+        return;
+      }
+      std::set<uint64_t> elements;
+      std::string context;
+      if (got->object) {
+        for (const Sibling* s : got->object->LiveSiblings()) ParseSet(s->value, &elements);
+        context = EncodeContext(got->object->clock());
+      }
+      uint64_t x = next_element_++;
+      elements.insert(x);
+      attempted_[key].insert(x);
+      ++r_.adds_attempted;
+      PutRequest put;
+      put.key = key;
+      put.value = JoinSet(elements);
+      put.context = std::move(context);
+      put.quorum.lww = o_.lww;
+      std::string ctx_text = got->object ? got->object->clock().ToString() : "{}";
+      std::string value = put.value;
+      Issue(std::move(put), [this, key, x, ctx_text, value](std::optional<Reply> r) {
+        if (r && r->status.ok()) CheckAck(key, value, *r);
+        if (r && r->status.ok()) {
+          acked_[key].insert(x);
+          ++r_.adds_acked;
+        }
+        if (o_.trace) Trace(fmt::format("add {} {} with context {}: {}", key, x, ctx_text, Outcome(r)));
+        Next([this] { SetStep(); });
+      });
+    });
+  }
+
+  // Register workload: blind puts, and deletes with the context of a read.
+  void RegisterStep() {
+    if (!clients_running_) return;
+    uint64_t since_start_ms = (world_->now_us() - start_us_) / 1000;
+    uint64_t window = since_start_ms / o_.register_window_ms;
+    bool closing = since_start_ms % o_.register_window_ms >= o_.register_window_ms * 2 / 3;
+    std::string key = fmt::format("reg-{}-{}", window, client_rng_() % static_cast<uint64_t>(o_.register_keys));
+    if (registers_.try_emplace(key).second) register_keys_.push_back(key);
+    if (!closing && client_rng_() % 10 < 6) {
+      PutRequest put;
+      put.key = key;
+      put.value = fmt::format("r{}", next_element_++);
+      put.quorum.lww = o_.lww;
+      RegisterOp op;
+      op.value = put.value;
+      size_t index = AddRegisterOp(key, std::move(op));
+      Issue(std::move(put), [this, key, index](std::optional<Reply> r) {
+        RegisterOp& op = registers_[key][index];
+        op.done = true;
+        if (r && r->status.ok()) {
+          CheckAck(key, op.value, *r);
+          op.acked = true;
+          op.dot = r->dot;
+          ++r_.puts_acked;
+        }
+        if (o_.trace) Trace(fmt::format("put {} {}: {}", key, op.value, Outcome(r)));
+        Next([this] { RegisterStep(); });
+      });
+      return;
+    }
+    Issue(GetRequest{key, {}}, [this, key](std::optional<Reply> got) {
+      if (!got || !(got->status.ok() || got->status.IsNotFound())) {
+        Next([this] { RegisterStep(); });
+        return;
+      }
+      RegisterOp del;
+      del.del = true;
+      PutRequest put;
+      put.key = key;
+      put.tombstone = true;
+      put.quorum.lww = o_.lww;
+      if (got->object) {
+        del.context = got->object->clock();
+        put.context = EncodeContext(del.context);
+      }
+      size_t index = AddRegisterOp(key, std::move(del));
+      Issue(std::move(put), [this, key, index](std::optional<Reply> r) {
+        RegisterOp& op = registers_[key][index];
+        op.done = true;
+        if (r && r->status.ok()) {
+          op.acked = true;
+          ++r_.deletes_acked;
+        }
+        if (o_.trace) Trace(fmt::format("delete {} with context {}: {}", key, op.context.ToString(), Outcome(r)));
+        Next([this] { RegisterStep(); });
+      });
+    });
+  }
+
+  // A put's answer carries the object as written and the write's dot: the
+  // sibling with that dot must hold what this client wrote. If not, the
+  // answer belonged to some other write (a reply matched to the wrong
+  // request).
+  void CheckAck(const std::string& key, const std::string& value, const Reply& r) {
+    if (o_.lww) return;  // a lww answer may have dropped the very write it answers
+    const Sibling* mine = r.object && r.dot ? r.object->FindSibling(*r.dot) : nullptr;
+    if (mine != nullptr && mine->value == value) return;
+    ++r_.acks_mismatched;
+    Problem(fmt::format("{}: a put of {} was acknowledged with dot {} and object {}", key, Brief(value, 40),
+                        r.dot ? r.dot->ToString() : std::string("(none)"),
+                        r.object ? Brief(r.object->ToString()) : std::string("(none)")));
+  }
+
+  size_t AddRegisterOp(const std::string& key, RegisterOp op) {
+    auto& ops = registers_[key];
+    ops.push_back(std::move(op));
+    return ops.size() - 1;
+  }
+
+  // A message about the watched key, readable; empty for other messages.
+  std::string Describe(const Body& body) {
+    auto obj = [](const std::optional<DvvSet>& o) { return o ? Brief(o->ToString(), 400) : std::string("none"); };
+    const std::string& k = o_.watch_key;
+    if (auto* g = std::get_if<GetRequest>(&body); g && g->key == k) return "GetRequest";
+    if (auto* p = std::get_if<PutRequest>(&body); p && p->key == k) {
+      auto ctx = DecodeContext(p->context);
+      return fmt::format("PutRequest {} ctx {}{}", p->tombstone ? "<delete>" : Brief(p->value, 60),
+                         ctx.ok() ? ctx->ToString() : "?", p->forwarded ? " forwarded" : "");
+    }
+    if (auto* rr = std::get_if<ReplicaRead>(&body); rr && rr->key == k) {
+      return fmt::format("ReplicaRead hint_for '{}'", rr->hint_for);
+    }
+    if (auto* rw = std::get_if<ReplicaWrite>(&body); rw && rw->key == k) {
+      return fmt::format("ReplicaWrite hint_for '{}' {}", rw->hint_for, obj(rw->object));
+    }
+    if (auto* rrr = std::get_if<ReplicaReadReply>(&body)) {
+      if (rrr->object && std::any_of(rrr->object->siblings().begin(), rrr->object->siblings().end(),
+                                     [](const Sibling& s) { return s.value.empty() || s.value[0] != 'r'; }) ==
+                             (k.rfind("set-", 0) == 0)) {
+        return fmt::format("ReplicaReadReply {} {}", rrr->status.ToString(), obj(rrr->object));
+      }
+    }
+    uint32_t partition = world_->ring().PartitionOfKey(k);
+    if (auto* a = std::get_if<AaeHashesRequest>(&body); a && a->partition == partition) {
+      return fmt::format("AaeHashesRequest p{} level {} {} indices", a->partition, a->level, a->indices.size());
+    }
+    if (auto* a = std::get_if<AaeHashesReply>(&body); a && a->partition == partition) {
+      return fmt::format("AaeHashesReply p{} {} level {} {} indices", a->partition, a->status.ToString(),
+                         a->level, a->indices.size());
+    }
+    if (auto* a = std::get_if<AaeSegmentRequest>(&body); a && a->partition == partition) {
+      return fmt::format("AaeSegmentRequest p{} {} segments", a->partition, a->segments.size());
+    }
+    if (auto* a = std::get_if<AaeSegmentReply>(&body); a && a->partition == partition) {
+      return fmt::format("AaeSegmentReply p{} {} {} entries", a->partition, a->status.ToString(), a->entries.size());
+    }
+    if (auto* ob = std::get_if<HandoffBatch>(&body)) {
+      for (const auto& ko : ob->objects) {
+        if (ko.key == k) return fmt::format("HandoffBatch {}", obj(ko.object));
+      }
+    }
+    return "";
+  }
+
+  // "ok, dot n2:5", "Unavailable: ...", "no answer"
+  std::string Outcome(const std::optional<Reply>& r) {
+    if (!r) return "no answer";
+    if (!r->status.ok()) return r->status.ToString();
+    return fmt::format("ok, dot {}", r->dot ? r->dot->ToString() : std::string("?"));
+  }
+
+  // ---- faults ---------------------------------------------------------------
+
+  uint64_t Uniform(uint64_t lo, uint64_t hi) { return lo + fault_rng_() % (hi - lo + 1); }
+  double UniformReal(double lo, double hi) {
+    return std::uniform_real_distribution<>(lo, hi)(fault_rng_);
+  }
+  int RandomNode() { return 1 + static_cast<int>(fault_rng_() % static_cast<uint64_t>(world_->size())); }
+
+  // After the fault phase, the ends of faults still pending do nothing: the
+  // heal did it all.
+  void Later(uint64_t us, std::function<void()> fn) {
+    world_->Schedule(us, [this, fn = std::move(fn)] {
+      if (!faults_over_) fn();
+    });
+  }
+
+  void NextFault() {
+    if (faults_over_ || world_->now_us() >= faults_end_us_) return;
+    ++r_.faults;
+    int n = world_->size();
+    uint64_t duration_us = Uniform(500'000, 20'000'000);
+    switch (fault_rng_() % 8) {
+      case 0:
+      case 1: {  // symmetric partition into two sides
+        std::vector<NodeId> a, b;
+        uint64_t mask = 1 + fault_rng_() % ((uint64_t{1} << n) - 2);
+        for (int i = 1; i <= n; ++i) (mask >> (i - 1) & 1 ? a : b).push_back(world_->node(i).id());
+        world_->Partition(a, b);
+        Trace(fmt::format("partition {{{}}} | {{{}}} for {} ms", fmt::join(a, ","), fmt::join(b, ","),
+                          duration_us / 1000));
+        Later(duration_us, [this, a, b] {
+          for (const auto& x : a) {
+            for (const auto& y : b) {
+              world_->Uncut(x, y);
+              world_->Uncut(y, x);
+            }
+          }
+        });
+        break;
+      }
+      case 2: {  // one-way cuts
+        std::vector<std::pair<NodeId, NodeId>> cuts;
+        int count = 1 + static_cast<int>(fault_rng_() % static_cast<uint64_t>(n));
+        for (int c = 0; c < count; ++c) {
+          int from = RandomNode(), to = RandomNode();
+          if (from == to) continue;
+          cuts.emplace_back(world_->node(from).id(), world_->node(to).id());
+          world_->Cut(cuts.back().first, cuts.back().second);
+        }
+        std::string desc;
+        for (const auto& [f, t] : cuts) desc += fmt::format(" {}->{}", f, t);
+        Trace(fmt::format("one-way cut{} for {} ms", desc, duration_us / 1000));
+        Later(duration_us, [this, cuts] {
+          for (const auto& [f, t] : cuts) world_->Uncut(f, t);
+        });
+        break;
+      }
+      case 3: {  // crash, restart later; keep two nodes running
+        int down = 0;
+        for (int i = 1; i <= n; ++i) down += !world_->node(i).up();
+        int victim = RandomNode();
+        if (!world_->node(victim).up() || down + 3 > n) break;
+        world_->node(victim).Crash();
+        Trace(fmt::format("crash n{} for {} ms", victim, duration_us / 1000));
+        Later(duration_us, [this, victim] { world_->node(victim).Restart(); });
+        break;
+      }
+      case 4: {  // pause (SIGSTOP, long GC): held, then released
+        int victim = RandomNode();
+        SimNode& node = world_->node(victim);
+        if (!node.up() || node.paused()) break;
+        uint64_t pause_us = Uniform(200'000, 15'000'000);
+        node.Pause();
+        Trace(fmt::format("pause n{} for {} ms", victim, pause_us / 1000));
+        Later(pause_us, [this, victim] { world_->node(victim).Resume(); });
+        break;
+      }
+      case 5: {  // a burst of drops and duplicates
+        NetworkConfig& net = world_->network();
+        net.drop_probability = UniformReal(0.01, 0.3);
+        net.duplicate_probability = UniformReal(0.0, 0.2);
+        Trace(fmt::format("drop {:.2f} duplicate {:.2f} for {} ms", net.drop_probability,
+                          net.duplicate_probability, duration_us / 1000));
+        ScheduleNetworkRestore(duration_us);
+        break;
+      }
+      case 6: {  // long tails: many messages late by up to two seconds
+        NetworkConfig& net = world_->network();
+        net.tail_probability = UniformReal(0.05, 0.4);
+        net.tail_max_delay_us = 2'000'000;
+        Trace(fmt::format("slow network: {:.2f} of messages up to 2 s late for {} ms",
+                          net.tail_probability, duration_us / 1000));
+        ScheduleNetworkRestore(duration_us);
+        break;
+      }
+      case 7: {  // clock skew, steps either way
+        int victim = RandomNode();
+        int64_t skew = fault_rng_() % 4 == 0 ? static_cast<int64_t>(Uniform(0, 60'000)) - 30'000
+                                             : static_cast<int64_t>(Uniform(0, 4'000)) - 2'000;
+        world_->node(victim).SetClockSkew(skew);
+        Trace(fmt::format("clock skew n{} {:+} ms", victim, skew));
+        break;
+      }
+    }
+    world_->Schedule(Uniform(1'000'000, 6'000'000), [this] { NextFault(); });
+  }
+
+  // Network bursts overlap: the network is clean again when the last ends.
+  void ScheduleNetworkRestore(uint64_t duration_us) {
+    network_fault_until_us_ = std::max(network_fault_until_us_, world_->now_us() + duration_us);
+    Later(duration_us, [this] {
+      if (world_->now_us() >= network_fault_until_us_) world_->network() = base_net_;
+    });
+  }
+
+  // ---- checks ---------------------------------------------------------------
+
+  std::vector<std::string> AllKeys() const {
+    std::vector<std::string> keys = set_keys_;
+    keys.insert(keys.end(), register_keys_.begin(), register_keys_.end());
+    return keys;
+  }
+
+  std::vector<NodeId> Primaries(const std::string& key) const {
+    return world_->ring().Primaries(world_->ring().PartitionOfKey(key), 3);
+  }
+
+  // Each primary's copy of key (nullopt: it has none).
+  std::vector<std::pair<NodeId, std::optional<DvvSet>>> Copies(const std::string& key) {
+    std::vector<std::pair<NodeId, std::optional<DvvSet>>> out;
+    for (const NodeId& id : Primaries(key)) {
+      DvvSet object;
+      if (world_->ByName(id)->store().Get(key, &object).ok()) {
+        out.emplace_back(id, std::move(object));
+      } else {
+        out.emplace_back(id, std::nullopt);
+      }
+    }
+    return out;
+  }
+
+  bool PrimariesAgree(const std::string& key, std::string* why) {
+    auto copies = Copies(key);
+    for (size_t i = 1; i < copies.size(); ++i) {
+      if (copies[i].second == copies[0].second) continue;
+      if (why) {
+        auto show = [](const std::optional<DvvSet>& o) { return o ? Brief(o->ToString()) : "(none)"; };
+        *why = fmt::format("{}: {} has {} but {} has {}", key, copies[0].first, show(copies[0].second),
+                           copies[i].first, show(copies[i].second));
+      }
+      return false;
+    }
+    return true;
+  }
+
+  uint64_t HintsQueued() {
+    uint64_t n = 0;
+    for (int i = 1; i <= world_->size(); ++i) {
+      std::map<NodeId, HintSummary> summary;
+      world_->node(i).store().SummarizeHints(&summary);
+      for (const auto& [target, s] : summary) n += s.count;
+    }
+    return n;
+  }
+
+  // An r=3 read of key after healing (nullopt: the read failed).
+  std::optional<Reply> FinalRead(const std::string& key) {
+    Quorum q;
+    q.n = 3;
+    q.r = 3;
+    q.mode = Mode::kStrict;
+    q.timeout_ms = 5000;
+    int via = 1 + static_cast<int>(final_reads_++ % static_cast<uint64_t>(world_->size()));
+    auto env = world_->Call(via, GetRequest{key, q}, 20000);
+    Reply* reply = env ? std::get_if<Reply>(&env->body) : nullptr;
+    if (reply == nullptr || !(reply->status.ok() || reply->status.IsNotFound())) {
+      ++r_.final_read_failures;
+      Problem(fmt::format("final r=3 read of {} via n{} failed: {}", key, via,
+                          reply ? reply->status.ToString() : std::string("no answer")));
+      return std::nullopt;
+    }
+    return *reply;
+  }
+
+  void Check() {
+    r_.hints_left = HintsQueued();
+    if (r_.hints_left > 0) {
+      for (int i = 1; i <= world_->size(); ++i) {
+        std::map<NodeId, HintSummary> summary;
+        world_->node(i).store().SummarizeHints(&summary);
+        for (const auto& [target, s] : summary) {
+          Problem(fmt::format("{} still holds {} hint(s) for {}", world_->node(i).id(), s.count, target));
+        }
+      }
+    }
+    // Replica agreement first: the final reads repair what they read.
+    for (const auto& key : AllKeys()) {
+      std::string why;
+      if (!PrimariesAgree(key, &why)) {
+        ++r_.replicas_differing;
+        Problem("replicas differ: " + why);
+      }
+    }
+    for (const auto& key : set_keys_) CheckSet(key);
+    for (const auto& key : register_keys_) CheckRegister(key);
+  }
+
+  void CheckSet(const std::string& key) {
+    const std::set<uint64_t>& acked = acked_[key];
+    const std::set<uint64_t>& attempted = attempted_[key];
+    std::set<uint64_t> lost;
+    auto check = [&](const std::string& where, const DvvSet* object) {
+      std::set<uint64_t> present;
+      if (object) {
+        for (const Sibling* s : object->LiveSiblings()) {
+          if (!ParseSet(s->value, &present)) {
+            ++r_.phantom_elements;
+            Problem(fmt::format("{} on {}: value is not a set: {}", key, where, Brief(s->value)));
+          }
+        }
+      }
+      std::vector<uint64_t> missing;
+      for (uint64_t x : acked) {
+        if (!present.contains(x)) missing.push_back(x);
+      }
+      for (uint64_t x : present) {
+        if (!attempted.contains(x)) {
+          ++r_.phantom_elements;
+          Problem(fmt::format("{} on {}: element {} was never added", key, where, x));
+        }
+      }
+      if (!missing.empty()) {
+        lost.insert(missing.begin(), missing.end());
+        Problem(fmt::format("{}: {} of {} acknowledged adds missing on {} (first: {})", key,
+                            missing.size(), acked.size(), where,
+                            fmt::join(missing.begin(), missing.begin() + std::min<size_t>(missing.size(), 8), ",")));
+      }
+    };
+    for (const auto& [id, copy] : Copies(key)) check(id + "'s store", copy ? &*copy : nullptr);
+    if (auto reply = FinalRead(key)) check("an r=3 read", reply->object ? &*reply->object : nullptr);
+    r_.adds_lost += lost.size();
+  }
+
+  void CheckRegister(const std::string& key) {
+    const std::vector<RegisterOp>& ops = registers_[key];
+    std::vector<std::pair<std::string, std::optional<DvvSet>>> views;
+    for (auto& [id, copy] : Copies(key)) views.emplace_back(id + "'s store", std::move(copy));
+    if (auto reply = FinalRead(key)) {
+      views.emplace_back("an r=3 read", reply->object);
+      // A read answers not found for a deleted key; keep that apart from
+      // "has live siblings" below.
+    }
+    bool resurrected = false;
+    // 1. No live sibling carries a dot an acknowledged delete covered.
+    for (const RegisterOp& d : ops) {
+      if (!d.del || !d.acked) continue;
+      for (const auto& [where, object] : views) {
+        if (!object) continue;
+        for (const Sibling* s : object->LiveSiblings()) {
+          if (d.context.Covers(s->dot)) {
+            resurrected = true;
+            Problem(fmt::format("{}: value {} with dot {} is live on {} though an acknowledged delete "
+                                "with context {} covered it",
+                                key, Brief(s->value, 40), s->dot.ToString(), where, d.context.ToString()));
+          }
+        }
+      }
+    }
+    // 2. Last operation an acknowledged delete covering every put: not found.
+    if (!ops.empty() && ops.back().del && ops.back().acked) {
+      const RegisterOp& d = ops.back();
+      bool covers_all = std::all_of(ops.begin(), ops.end() - 1, [&](const RegisterOp& op) {
+        return op.del || (op.acked && op.dot && d.context.Covers(*op.dot));
+      });
+      if (covers_all) {
+        ++r_.deleted_keys_checked;
+        for (const auto& [where, object] : views) {
+          if (object && !object->LiveSiblings().empty()) {
+            resurrected = true;
+            Problem(fmt::format("{}: deleted with context {} after every put, yet {} has {}", key,
+                                d.context.ToString(), where, Brief(object->ToString())));
+          }
+        }
+      }
+    }
+    if (resurrected) ++r_.resurrections;
+  }
+
+  // ---- reporting ------------------------------------------------------------
+
+  void Trace(std::string line) {
+    if (o_.trace) {
+      r_.trace.push_back(fmt::format("t={:.3f}s {}", (world_->now_us() - start_us_) / 1e6, line));
+    }
+  }
+
+  void Problem(std::string line) {
+    if (r_.problems.size() < kMaxProblems) r_.problems.push_back(std::move(line));
+  }
+
+  ScheduleOptions o_;
+  ScheduleResult r_;
+  std::mt19937_64 fault_rng_;
+  std::mt19937_64 client_rng_;
+  NetworkConfig base_net_;
+  std::unique_ptr<World> world_;
+  uint64_t start_us_ = 0;
+  uint64_t faults_end_us_ = 0;
+  uint64_t network_fault_until_us_ = 0;
+  bool faults_over_ = false;
+  bool clients_running_ = true;
+  int64_t pending_ops_ = 0;
+  uint64_t next_element_ = 1;
+  uint64_t final_reads_ = 0;
+  uint64_t next_client_trace_ = 1;
+  std::vector<std::string> set_keys_;
+  std::vector<std::string> register_keys_;
+  std::map<std::string, std::set<uint64_t>> acked_;
+  std::map<std::string, std::set<uint64_t>> attempted_;
+  std::map<std::string, std::vector<RegisterOp>> registers_;
+};
+
+}  // namespace
+
+int NodesForSeed(uint64_t seed) { return 3 + static_cast<int>(SplitMix(seed) % 5); }
+
+double MinutesForSeed(uint64_t seed, double lo, double hi) {
+  if (hi <= lo) return lo;
+  uint64_t span = static_cast<uint64_t>(std::floor(hi - lo)) + 1;
+  return lo + static_cast<double>(SplitMix(seed ^ 0x6d696e75746573ull) % span);
+}
+
+ScheduleResult RunSchedule(ScheduleOptions options) {
+  if (options.nodes <= 0) options.nodes = NodesForSeed(options.seed);
+  if (options.nodes < 3) throw std::invalid_argument("a schedule needs at least 3 nodes (n=3)");
+  return Schedule(options).Run();
+}
+
+std::string ReplayCommand(const ScheduleResult& r) {
+  return fmt::format("build/ringkv-sim --seed {} --minutes {} --nodes {}{} --trace", r.seed, r.minutes,
+                     r.nodes, r.lww ? " --lww" : "");
+}
+
+}  // namespace ringkv::sim

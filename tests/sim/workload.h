@@ -1,0 +1,100 @@
+// Fault schedules with client workloads and their checker, on the simulator.
+//
+// RunSchedule() builds a World of 3–7 nodes (n=3 r=2 w=2, sloppy quorums,
+// gossip every second, anti-entropy every two seconds) and, for a few
+// simulated minutes, runs two workloads against random nodes while random
+// faults come and go: symmetric and one-way partitions, crashes and
+// restarts, pauses, bursts of drops, duplicates and long delays, clock skew.
+// Then it heals everything, restarts what is down, lets the cluster run
+// quiet until it converges (at most max_quiet_ms) and checks:
+//
+//  - lost adds: the set workload (Jepsen's set test) reads a key, unions the
+//    elements of every live sibling, adds a fresh integer and writes the
+//    union back with the read's context. Every acknowledged add must be in
+//    an r=n=3 read and in the copy every primary stores.
+//  - replicas differing: every primary of every key holds the same DvvSet.
+//  - hints left: no node keeps a hint.
+//  - resurrections: the register workload does blind puts and deletes with
+//    the context of a read, on a few keys at a time (new keys every
+//    window, deletes only in a window's last third, so many keys end
+//    deleted). No live sibling may carry a dot that an acknowledged delete's
+//    context covers; and a key whose last operation is an acknowledged
+//    delete covering every put made to it must read as not found on every
+//    primary and through an r=3 read.
+//
+// Everything follows from the seed, so a failing schedule replays exactly
+// with ReplayCommand(). One schedule owns its World: separate schedules may
+// run on separate threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ringkv::sim {
+
+struct ScheduleOptions {
+  uint64_t seed = 1;
+  int nodes = 0;                    // 3..7; 0 picks from the seed
+  double minutes = 1.0;             // simulated time with clients and faults
+  uint64_t max_quiet_ms = 300'000;  // after healing: time allowed to converge
+  bool lww = false;                 // control run: every put and delete with Quorum.lww
+  int set_keys = 6;
+  int register_keys = 4;  // in use at a time; a new set every register_window_ms
+  uint64_t register_window_ms = 15'000;
+  int set_clients = 6;
+  int register_clients = 3;
+  bool trace = false;  // keep a line per fault and per client write
+  std::string watch_key;  // with trace: also every message about this key
+};
+
+struct ScheduleResult {
+  uint64_t seed = 0;
+  int nodes = 0;
+  double minutes = 0;
+  bool lww = false;
+
+  uint64_t adds_attempted = 0;
+  uint64_t adds_acked = 0;
+  uint64_t adds_lost = 0;           // acked adds missing from a read or a primary
+  uint64_t phantom_elements = 0;    // elements nobody tried to add (corruption)
+  uint64_t puts_acked = 0;          // register workload
+  uint64_t deletes_acked = 0;
+  uint64_t deleted_keys_checked = 0;  // keys that must read as not found
+  uint64_t replicas_differing = 0;  // keys whose primaries hold different objects
+  uint64_t hints_left = 0;
+  uint64_t resurrections = 0;       // keys where a deleted write came back
+  uint64_t final_read_failures = 0;  // r=3 reads that failed after healing
+  uint64_t acks_mismatched = 0;     // a put acknowledged with another write's object
+  std::string exception;            // the run threw (codec failure, ...)
+
+  uint64_t faults = 0;
+  uint64_t client_ops = 0;
+  uint64_t client_ops_failed = 0;   // error or no answer
+  uint64_t messages = 0;
+  uint64_t simulated_ms = 0;
+  uint64_t converge_ms = 0;  // quiet time until hints drained and replicas agreed
+  double wall_s = 0;
+
+  std::vector<std::string> problems;  // what failed, readable (first few)
+  std::vector<std::string> trace;     // faults as they happened (options.trace)
+
+  bool ok() const {
+    return adds_lost == 0 && phantom_elements == 0 && replicas_differing == 0 && hints_left == 0 &&
+           resurrections == 0 && final_read_failures == 0 && acks_mismatched == 0 &&
+           exception.empty();
+  }
+};
+
+// The number of nodes a seed runs with when ScheduleOptions.nodes is 0.
+int NodesForSeed(uint64_t seed);
+// A whole number of minutes in [lo, hi] picked by the seed (a mix of short
+// and long schedules).
+double MinutesForSeed(uint64_t seed, double lo, double hi);
+
+ScheduleResult RunSchedule(ScheduleOptions options);
+
+// "build/ringkv-sim --seed S --minutes M --nodes N [--lww]"
+std::string ReplayCommand(const ScheduleResult& result);
+
+}  // namespace ringkv::sim
