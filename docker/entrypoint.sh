@@ -7,13 +7,25 @@
 #   RINGKV_LISTEN      listen address                 (default 0.0.0.0:7100)
 #   RINGKV_DATA_DIR    LevelDB directory (a volume)   (default /var/lib/ringkv)
 #   RINGKV_CLUSTER     cluster name                   (default ringkv)
-#   RINGKV_PEERS       static members, ID@HOST:PORT,... (optional)
-#   RINGKV_JOIN        HOST:PORT of a member to join through (optional; --join)
+#   RINGKV_ADVERTISE   HOST:PORT peers and clients use to reach this node
+#                      (--advertise; default: `hostname`:PORT of RINGKV_LISTEN
+#                      when that listens on 0.0.0.0 / ::, else none)
+#   RINGKV_JOIN        seeds HOST:PORT[,HOST:PORT] to join through (--join)
+#   RINGKV_PEERS       static members, ID@HOST:PORT,... (--peers), the
+#                      alternative to RINGKV_JOIN; when set, RINGKV_JOIN is
+#                      ignored. Neither set: the node founds a new cluster.
+#                      (A node with data in RINGKV_DATA_DIR remembers its
+#                      cluster and rejoins it either way.)
 #   RINGKV_RING_SIZE   partitions, fixed at creation  (default 64)
 #   RINGKV_N/_R/_W     default replicas / read quorum / write quorum (3/2/2)
 #   RINGKV_MODE        strict | sloppy                (default: the node's)
 #   RINGKV_TIMEOUT_MS  default request timeout        (default 2000)
 #   RINGKV_SYNC        1/true: fsync every write (--sync)
+#   RINGKV_GOSSIP_INTERVAL_MS  one gossip round      (default: the node's, 1000)
+#   RINGKV_PHI_THRESHOLD       phi at which a peer is down (default: the node's, 8)
+#   RINGKV_AAE_INTERVAL_MS     one anti-entropy exchange per interval
+#                              (default: the node's, 10000)
+#   RINGKV_AAE_MAX_KEYS_PER_SEC anti-entropy repair rate (default: the node's)
 #   RINGKV_EXTRA_FLAGS more ringkv-node flags, split on whitespace
 #
 # Arguments starting with '-' are appended to the node's flags; any other
@@ -26,9 +38,17 @@ fi
 
 : "${RINGKV_ID:?must be set to this node id, e.g. node1}"
 
+listen="${RINGKV_LISTEN:-0.0.0.0:7100}"
+advertise="${RINGKV_ADVERTISE:-}"
+if [ -z "$advertise" ]; then
+  case "$listen" in
+    0.0.0.0:* | "[::]:"* | ":::"*) advertise="$(hostname):${listen##*:}" ;;
+  esac
+fi
+
 args=(
   --id "$RINGKV_ID"
-  --listen "${RINGKV_LISTEN:-0.0.0.0:7100}"
+  --listen "$listen"
   --data-dir "${RINGKV_DATA_DIR:-/var/lib/ringkv}"
   --cluster "${RINGKV_CLUSTER:-ringkv}"
   --ring-size "${RINGKV_RING_SIZE:-64}"
@@ -38,8 +58,17 @@ args=(
   --timeout-ms "${RINGKV_TIMEOUT_MS:-2000}"
 )
 [ -n "${RINGKV_MODE:-}" ] && args+=(--mode "$RINGKV_MODE")
-[ -n "${RINGKV_PEERS:-}" ] && args+=(--peers "$RINGKV_PEERS")
-[ -n "${RINGKV_JOIN:-}" ] && args+=(--join "$RINGKV_JOIN")
+[ -n "$advertise" ] && args+=(--advertise "$advertise")
+if [ -n "${RINGKV_PEERS:-}" ]; then
+  args+=(--peers "$RINGKV_PEERS")
+  [ -n "${RINGKV_JOIN:-}" ] && echo "ringkv-entrypoint: RINGKV_PEERS is set: ignoring RINGKV_JOIN=$RINGKV_JOIN" >&2
+elif [ -n "${RINGKV_JOIN:-}" ]; then
+  args+=(--join "$RINGKV_JOIN")
+fi
+[ -n "${RINGKV_GOSSIP_INTERVAL_MS:-}" ] && args+=(--gossip-interval-ms "$RINGKV_GOSSIP_INTERVAL_MS")
+[ -n "${RINGKV_PHI_THRESHOLD:-}" ] && args+=(--phi-threshold "$RINGKV_PHI_THRESHOLD")
+[ -n "${RINGKV_AAE_INTERVAL_MS:-}" ] && args+=(--aae-interval-ms "$RINGKV_AAE_INTERVAL_MS")
+[ -n "${RINGKV_AAE_MAX_KEYS_PER_SEC:-}" ] && args+=(--aae-max-keys-per-sec "$RINGKV_AAE_MAX_KEYS_PER_SEC")
 case "${RINGKV_SYNC:-}" in 1 | true | yes) args+=(--sync) ;; esac
 if [ -n "${RINGKV_EXTRA_FLAGS:-}" ]; then
   read -r -a extra <<< "$RINGKV_EXTRA_FLAGS"
