@@ -156,7 +156,8 @@ void World::Deliver(SimNode& from, const NodeId& to, Envelope env) {
     Schedule(Delay(), [sender, to, rid, why, from_epoch] {
       if (sender->epoch_ != from_epoch || !sender->node_) return;
       sender->RunOrHold([sender, to, rid, why, from_epoch] {
-        if (sender->epoch_ == from_epoch && sender->node_) sender->node_->OnSendFailed(to, rid, why);
+        if (sender->epoch_ != from_epoch || !sender->node_) return;
+        sender->node_->OnSendFailed(to, rid, why);
       });
     });
   };
@@ -194,7 +195,8 @@ ClientId World::Request(int i, Body body, std::function<void(Envelope)> done) {
   ClientId client = next_client_++;
   clients_[client] = std::move(done);
   SimNode& n = node(i);
-  auto bytes = std::make_shared<const std::string>(EncodeEnvelope(Envelope{client, {}, {}, std::move(body)}));
+  auto bytes =
+      std::make_shared<const std::string>(EncodeEnvelope(Envelope{client, {}, {}, std::move(body)}));
   uint64_t epoch = n.epoch_;
   Schedule(Delay(), [this, &n, client, bytes, epoch] {
     if (n.epoch_ != epoch || !n.node_) {

@@ -93,7 +93,8 @@ class Schedule {
       r_.exception = e.what();
       Problem(fmt::format("exception: {}", e.what()));
     }
-    r_.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    r_.wall_s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     return std::move(r_);
   }
 
@@ -116,10 +117,12 @@ class Schedule {
     base_net_.tail_max_delay_us = 200'000;
     world_ = std::make_unique<World>(o_.seed, o_.nodes, base, 64, base_net_);
     if (o_.trace && !o_.watch_key.empty()) {
-      world_->SetObserver([this](const NodeId& from, const NodeId& to, const Envelope& env, const char* fate) {
-        std::string what = Describe(env.body);
-        if (!what.empty()) Trace(fmt::format("{} -> {} #{} {} [{}]", from, to, env.request_id, what, fate));
-      });
+      world_->SetObserver(
+          [this](const NodeId& from, const NodeId& to, const Envelope& env, const char* fate) {
+            std::string what = Describe(env.body);
+            if (!what.empty())
+              Trace(fmt::format("{} -> {} #{} {} [{}]", from, to, env.request_id, what, fate));
+          });
     }
     start_us_ = world_->now_us();
     for (int k = 0; k < o_.set_keys; ++k) set_keys_.push_back(fmt::format("set-{}", k));
@@ -231,12 +234,13 @@ class Schedule {
       std::string ctx_text = got->object ? got->object->clock().ToString() : "{}";
       std::string value = put.value;
       Issue(std::move(put), [this, key, x, ctx_text, value](std::optional<Reply> r) {
-        if (r && r->status.ok()) CheckAck(key, value, *r);
         if (r && r->status.ok()) {
+          CheckAck(key, value, *r);
           acked_[key].insert(x);
           ++r_.adds_acked;
         }
-        if (o_.trace) Trace(fmt::format("add {} {} with context {}: {}", key, x, ctx_text, Outcome(r)));
+        if (o_.trace)
+          Trace(fmt::format("add {} {} with context {}: {}", key, x, ctx_text, Outcome(r)));
         Next([this] { SetStep(); });
       });
     });
@@ -248,7 +252,8 @@ class Schedule {
     uint64_t since_start_ms = (world_->now_us() - start_us_) / 1000;
     uint64_t window = since_start_ms / o_.register_window_ms;
     bool closing = since_start_ms % o_.register_window_ms >= o_.register_window_ms * 2 / 3;
-    std::string key = fmt::format("reg-{}-{}", window, client_rng_() % static_cast<uint64_t>(o_.register_keys));
+    std::string key =
+        fmt::format("reg-{}-{}", window, client_rng_() % static_cast<uint64_t>(o_.register_keys));
     if (registers_.try_emplace(key).second) register_keys_.push_back(key);
     if (!closing && client_rng_() % 10 < 6) {
       PutRequest put;
@@ -295,7 +300,9 @@ class Schedule {
           op.acked = true;
           ++r_.deletes_acked;
         }
-        if (o_.trace) Trace(fmt::format("delete {} with context {}: {}", key, op.context.ToString(), Outcome(r)));
+        if (o_.trace)
+          Trace(
+              fmt::format("delete {} with context {}: {}", key, op.context.ToString(), Outcome(r)));
         Next([this] { RegisterStep(); });
       });
     });
@@ -310,8 +317,8 @@ class Schedule {
     const Sibling* mine = r.object && r.dot ? r.object->FindSibling(*r.dot) : nullptr;
     if (mine != nullptr && mine->value == value) return;
     ++r_.acks_mismatched;
-    Problem(fmt::format("{}: a put of {} was acknowledged with dot {} and object {}", key, Brief(value, 40),
-                        r.dot ? r.dot->ToString() : std::string("(none)"),
+    Problem(fmt::format("{}: a put of {} was acknowledged with dot {} and object {}", key,
+                        Brief(value, 40), r.dot ? r.dot->ToString() : std::string("(none)"),
                         r.object ? Brief(r.object->ToString()) : std::string("(none)")));
   }
 
@@ -323,7 +330,9 @@ class Schedule {
 
   // A message about the watched key, readable; empty for other messages.
   std::string Describe(const Body& body) {
-    auto obj = [](const std::optional<DvvSet>& o) { return o ? Brief(o->ToString(), 400) : std::string("none"); };
+    auto obj = [](const std::optional<DvvSet>& o) {
+      return o ? Brief(o->ToString(), 400) : std::string("none");
+    };
     const std::string& k = o_.watch_key;
     if (auto* g = std::get_if<GetRequest>(&body); g && g->key == k) return "GetRequest";
     if (auto* p = std::get_if<PutRequest>(&body); p && p->key == k) {
@@ -337,26 +346,32 @@ class Schedule {
     if (auto* rw = std::get_if<ReplicaWrite>(&body); rw && rw->key == k) {
       return fmt::format("ReplicaWrite hint_for '{}' {}", rw->hint_for, obj(rw->object));
     }
-    if (auto* rrr = std::get_if<ReplicaReadReply>(&body)) {
-      if (rrr->object && std::any_of(rrr->object->siblings().begin(), rrr->object->siblings().end(),
-                                     [](const Sibling& s) { return s.value.empty() || s.value[0] != 'r'; }) ==
-                             (k.rfind("set-", 0) == 0)) {
+    if (auto* rrr = std::get_if<ReplicaReadReply>(&body); rrr && rrr->object) {
+      // A reply names no key: show those whose values look like the watched
+      // workload's (register values start with 'r', set values are digits).
+      bool watching_sets = k.starts_with("set-");
+      bool looks_like_sets =
+          std::any_of(rrr->object->siblings().begin(), rrr->object->siblings().end(),
+                      [](const Sibling& s) { return !s.value.empty() && s.value[0] != 'r'; });
+      if (looks_like_sets == watching_sets) {
         return fmt::format("ReplicaReadReply {} {}", rrr->status.ToString(), obj(rrr->object));
       }
     }
     uint32_t partition = world_->ring().PartitionOfKey(k);
     if (auto* a = std::get_if<AaeHashesRequest>(&body); a && a->partition == partition) {
-      return fmt::format("AaeHashesRequest p{} level {} {} indices", a->partition, a->level, a->indices.size());
+      return fmt::format("AaeHashesRequest p{} level {} {} indices", a->partition, a->level,
+                         a->indices.size());
     }
     if (auto* a = std::get_if<AaeHashesReply>(&body); a && a->partition == partition) {
-      return fmt::format("AaeHashesReply p{} {} level {} {} indices", a->partition, a->status.ToString(),
-                         a->level, a->indices.size());
+      return fmt::format("AaeHashesReply p{} {} level {} {} indices", a->partition,
+                         a->status.ToString(), a->level, a->indices.size());
     }
     if (auto* a = std::get_if<AaeSegmentRequest>(&body); a && a->partition == partition) {
       return fmt::format("AaeSegmentRequest p{} {} segments", a->partition, a->segments.size());
     }
     if (auto* a = std::get_if<AaeSegmentReply>(&body); a && a->partition == partition) {
-      return fmt::format("AaeSegmentReply p{} {} {} entries", a->partition, a->status.ToString(), a->entries.size());
+      return fmt::format("AaeSegmentReply p{} {} {} entries", a->partition, a->status.ToString(),
+                         a->entries.size());
     }
     if (auto* ob = std::get_if<HandoffBatch>(&body)) {
       for (const auto& ko : ob->objects) {
@@ -379,7 +394,9 @@ class Schedule {
   double UniformReal(double lo, double hi) {
     return std::uniform_real_distribution<>(lo, hi)(fault_rng_);
   }
-  int RandomNode() { return 1 + static_cast<int>(fault_rng_() % static_cast<uint64_t>(world_->size())); }
+  int RandomNode() {
+    return 1 + static_cast<int>(fault_rng_() % static_cast<uint64_t>(world_->size()));
+  }
 
   // After the fault phase, the ends of faults still pending do nothing: the
   // heal did it all.
@@ -391,7 +408,7 @@ class Schedule {
 
   void NextFault() {
     if (faults_over_ || world_->now_us() >= faults_end_us_) return;
-    ++r_.faults;
+    ++r_.faults;  // taken back below when the fault does not apply
     int n = world_->size();
     uint64_t duration_us = Uniform(500'000, 20'000'000);
     switch (fault_rng_() % 8) {
@@ -401,8 +418,8 @@ class Schedule {
         uint64_t mask = 1 + fault_rng_() % ((uint64_t{1} << n) - 2);
         for (int i = 1; i <= n; ++i) (mask >> (i - 1) & 1 ? a : b).push_back(world_->node(i).id());
         world_->Partition(a, b);
-        Trace(fmt::format("partition {{{}}} | {{{}}} for {} ms", fmt::join(a, ","), fmt::join(b, ","),
-                          duration_us / 1000));
+        Trace(fmt::format("partition {{{}}} | {{{}}} for {} ms", fmt::join(a, ","),
+                          fmt::join(b, ","), duration_us / 1000));
         Later(duration_us, [this, a, b] {
           for (const auto& x : a) {
             for (const auto& y : b) {
@@ -434,7 +451,10 @@ class Schedule {
         int down = 0;
         for (int i = 1; i <= n; ++i) down += !world_->node(i).up();
         int victim = RandomNode();
-        if (!world_->node(victim).up() || down + 3 > n) break;
+        if (!world_->node(victim).up() || down + 3 > n) {
+          --r_.faults;
+          break;
+        }
         world_->node(victim).Crash();
         Trace(fmt::format("crash n{} for {} ms", victim, duration_us / 1000));
         Later(duration_us, [this, victim] { world_->node(victim).Restart(); });
@@ -443,7 +463,10 @@ class Schedule {
       case 4: {  // pause (SIGSTOP, long GC): held, then released
         int victim = RandomNode();
         SimNode& node = world_->node(victim);
-        if (!node.up() || node.paused()) break;
+        if (!node.up() || node.paused()) {
+          --r_.faults;
+          break;
+        }
         uint64_t pause_us = Uniform(200'000, 15'000'000);
         node.Pause();
         Trace(fmt::format("pause n{} for {} ms", victim, pause_us / 1000));
@@ -519,9 +542,11 @@ class Schedule {
     for (size_t i = 1; i < copies.size(); ++i) {
       if (copies[i].second == copies[0].second) continue;
       if (why) {
-        auto show = [](const std::optional<DvvSet>& o) { return o ? Brief(o->ToString()) : "(none)"; };
-        *why = fmt::format("{}: {} has {} but {} has {}", key, copies[0].first, show(copies[0].second),
-                           copies[i].first, show(copies[i].second));
+        auto show = [](const std::optional<DvvSet>& o) {
+          return o ? Brief(o->ToString()) : "(none)";
+        };
+        *why = fmt::format("{}: {} has {} but {} has {}", key, copies[0].first,
+                           show(copies[0].second), copies[i].first, show(copies[i].second));
       }
       return false;
     }
@@ -564,7 +589,8 @@ class Schedule {
         std::map<NodeId, HintSummary> summary;
         world_->node(i).store().SummarizeHints(&summary);
         for (const auto& [target, s] : summary) {
-          Problem(fmt::format("{} still holds {} hint(s) for {}", world_->node(i).id(), s.count, target));
+          Problem(fmt::format("{} still holds {} hint(s) for {}", world_->node(i).id(), s.count,
+                              target));
         }
       }
     }
@@ -608,11 +634,13 @@ class Schedule {
         lost.insert(missing.begin(), missing.end());
         Problem(fmt::format("{}: {} of {} acknowledged adds missing on {} (first: {})", key,
                             missing.size(), acked.size(), where,
-                            fmt::join(missing.begin(), missing.begin() + std::min<size_t>(missing.size(), 8), ",")));
+                            fmt::join(missing.begin(),
+                                      missing.begin() + std::min<size_t>(missing.size(), 8), ",")));
       }
     };
     for (const auto& [id, copy] : Copies(key)) check(id + "'s store", copy ? &*copy : nullptr);
-    if (auto reply = FinalRead(key)) check("an r=3 read", reply->object ? &*reply->object : nullptr);
+    if (auto reply = FinalRead(key))
+      check("an r=3 read", reply->object ? &*reply->object : nullptr);
     r_.adds_lost += lost.size();
   }
 
@@ -634,9 +662,10 @@ class Schedule {
         for (const Sibling* s : object->LiveSiblings()) {
           if (d.context.Covers(s->dot)) {
             resurrected = true;
-            Problem(fmt::format("{}: value {} with dot {} is live on {} though an acknowledged delete "
-                                "with context {} covered it",
-                                key, Brief(s->value, 40), s->dot.ToString(), where, d.context.ToString()));
+            Problem(fmt::format(
+                "{}: value {} with dot {} is live on {} though an acknowledged delete "
+                "with context {} covered it",
+                key, Brief(s->value, 40), s->dot.ToString(), where, d.context.ToString()));
           }
         }
       }
@@ -712,8 +741,8 @@ ScheduleResult RunSchedule(ScheduleOptions options) {
 }
 
 std::string ReplayCommand(const ScheduleResult& r) {
-  return fmt::format("build/ringkv-sim --seed {} --minutes {} --nodes {}{} --trace", r.seed, r.minutes,
-                     r.nodes, r.lww ? " --lww" : "");
+  return fmt::format("build/ringkv-sim --seed {} --minutes {} --nodes {}{} --trace", r.seed,
+                     r.minutes, r.nodes, r.lww ? " --lww" : "");
 }
 
 }  // namespace ringkv::sim

@@ -21,6 +21,9 @@
 //    context covers; and a key whose last operation is an acknowledged
 //    delete covering every put made to it must read as not found on every
 //    primary and through an r=3 read.
+//  - answers: a put's answer names the dot its write got and carries the
+//    object as written; the sibling with that dot must hold what the client
+//    wrote (else the answer was another request's).
 //
 // Everything follows from the seed, so a failing schedule replays exactly
 // with ReplayCommand(). One schedule owns its World: separate schedules may
@@ -35,16 +38,20 @@ namespace ringkv::sim {
 
 struct ScheduleOptions {
   uint64_t seed = 1;
-  int nodes = 0;                    // 3..7; 0 picks from the seed
-  double minutes = 1.0;             // simulated time with clients and faults
-  uint64_t max_quiet_ms = 300'000;  // after healing: time allowed to converge
-  bool lww = false;                 // control run: every put and delete with Quorum.lww
+  int nodes = 0;         // 3..7; 0 picks from the seed
+  double minutes = 1.0;  // simulated time with clients and faults
+  // After healing: time allowed to converge. Anti-entropy exchanges one
+  // partition every 2 s, so a node of a 3-node cluster (all 64 partitions)
+  // needs 128 s per round, and a replica whose partner in that round also
+  // missed the write waits for the next: 300 s covers two rounds.
+  uint64_t max_quiet_ms = 300'000;
+  bool lww = false;  // control run: every put and delete with Quorum.lww
   int set_keys = 6;
   int register_keys = 4;  // in use at a time; a new set every register_window_ms
   uint64_t register_window_ms = 15'000;
   int set_clients = 6;
   int register_clients = 3;
-  bool trace = false;  // keep a line per fault and per client write
+  bool trace = false;     // keep a line per fault and per client write
   std::string watch_key;  // with trace: also every message about this key
 };
 
@@ -56,21 +63,21 @@ struct ScheduleResult {
 
   uint64_t adds_attempted = 0;
   uint64_t adds_acked = 0;
-  uint64_t adds_lost = 0;           // acked adds missing from a read or a primary
-  uint64_t phantom_elements = 0;    // elements nobody tried to add (corruption)
-  uint64_t puts_acked = 0;          // register workload
+  uint64_t adds_lost = 0;         // acked adds missing from a read or a primary
+  uint64_t phantom_elements = 0;  // elements nobody tried to add (corruption)
+  uint64_t puts_acked = 0;        // register workload
   uint64_t deletes_acked = 0;
   uint64_t deleted_keys_checked = 0;  // keys that must read as not found
-  uint64_t replicas_differing = 0;  // keys whose primaries hold different objects
+  uint64_t replicas_differing = 0;    // keys whose primaries hold different objects
   uint64_t hints_left = 0;
-  uint64_t resurrections = 0;       // keys where a deleted write came back
+  uint64_t resurrections = 0;        // keys where a deleted write came back
   uint64_t final_read_failures = 0;  // r=3 reads that failed after healing
-  uint64_t acks_mismatched = 0;     // a put acknowledged with another write's object
-  std::string exception;            // the run threw (codec failure, ...)
+  uint64_t acks_mismatched = 0;      // a put acknowledged with another write's object
+  std::string exception;             // the run threw (codec failure, ...)
 
   uint64_t faults = 0;
   uint64_t client_ops = 0;
-  uint64_t client_ops_failed = 0;   // error or no answer
+  uint64_t client_ops_failed = 0;  // error or no answer
   uint64_t messages = 0;
   uint64_t simulated_ms = 0;
   uint64_t converge_ms = 0;  // quiet time until hints drained and replicas agreed
