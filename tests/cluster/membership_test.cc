@@ -224,14 +224,18 @@ TEST_CASE("membership: removing a dead node makes the survivors rebuild its repl
     return true;
   }, 120, "survivors hold n4's partitions");
   int copies = 0;
-  for (int i = 1; i <= 3; ++i) {
-    auto client = c.Connect(i);
-    for (const auto& [key, value] : written) {
-      auto doc = client->Info("local", key);
-      REQUIRE(doc.ok());
-      copies += json::parse(*doc)["found"].get<bool>();
+  took += WaitFor([&] {
+    copies = 0;
+    for (int i = 1; i <= 3; ++i) {
+      auto client = c.Connect(i);
+      for (const auto& [key, value] : written) {
+        auto doc = client->Info("local", key);
+        REQUIRE(doc.ok());
+        copies += json::parse(*doc)["found"].get<bool>();
+      }
     }
-  }
+    return copies == 3 * 2000;
+  }, 120, "every key on its three new primaries");
   REPORT("membership: after removing dead n4, the 3 survivors rebuilt its replicas in " << took
                                                                                        << " s; " << copies << " copies of 2000 keys");
   CHECK(copies == 3 * 2000);
