@@ -173,6 +173,9 @@ void OwnershipHandoff::StartPull(uint32_t p) {
       candidates.push_back(id);
     }
   }
+  if (!anyone_has_it && gossiper_->self().status == MemberStatus::kJoining) {
+    return;  // a joiner that has not heard from the cluster yet must wait, never self-complete
+  }
   if (!anyone_has_it) {
     // No member holds it (a new cluster, or every holder was removed): there
     // is nothing to pull; this node's copy is as complete as any.
