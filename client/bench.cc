@@ -68,21 +68,6 @@ double ThreadCpuSeconds() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
 }
 
-// Snake-case status code names for error counts and JSON.
-const char* ErrorKind(Status::Code code) {
-  switch (code) {
-    case Status::Code::kOk: return "ok";
-    case Status::Code::kNotFound: return "not_found";
-    case Status::Code::kInvalidArgument: return "invalid_argument";
-    case Status::Code::kUnavailable: return "unavailable";
-    case Status::Code::kTimeout: return "timeout";
-    case Status::Code::kCorruption: return "corruption";
-    case Status::Code::kIOError: return "io_error";
-    case Status::Code::kInternal: return "internal";
-    case Status::Code::kWrongCluster: return "wrong_cluster";
-  }
-  return "unknown";
-}
 
 enum class OpKind : uint8_t { kGet, kPut };
 
@@ -266,13 +251,13 @@ class WorkerLoop {
       if (st.ok()) {
         Succeed(s);
       } else {
-        Fail(s, ErrorKind(st.code()));
+        Fail(s, CodeSlug(st.code()));
       }
       return;
     }
     // A get, or the read half of an --rmw put.
     if (!st.ok() && !st.IsNotFound()) {
-      Fail(s, ErrorKind(st.code()));
+      Fail(s, CodeSlug(st.code()));
       return;
     }
     uint64_t live = 0;
@@ -295,7 +280,7 @@ class WorkerLoop {
   void LoseConnection(const Status& why) {
     const char* kind = why.code() == Status::Code::kTimeout   ? "client_timeout"
                        : why.code() == Status::Code::kIOError ? "connection"
-                                                              : ErrorKind(why.code());
+                                                              : CodeSlug(why.code());
     for (auto& s : slots_) {
       if (s.busy) Fail(s, kind);
     }

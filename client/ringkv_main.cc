@@ -123,21 +123,6 @@ void AddQuorumOptions(CLI::App* cmd, QuorumOptions* q, bool reads) {
       ->group("Quorum");
 }
 
-// "invalid_argument", "unavailable", ... for {"code": ...}.
-const char* JsonCodeName(Status::Code code) {
-  switch (code) {
-    case Status::Code::kOk: return "ok";
-    case Status::Code::kNotFound: return "not_found";
-    case Status::Code::kInvalidArgument: return "invalid_argument";
-    case Status::Code::kUnavailable: return "unavailable";
-    case Status::Code::kTimeout: return "timeout";
-    case Status::Code::kCorruption: return "corruption";
-    case Status::Code::kIOError: return "io_error";
-    case Status::Code::kInternal: return "internal";
-    case Status::Code::kWrongCluster: return "wrong_cluster";
-  }
-  return "unknown";
-}
 
 int ExitCodeFor(const Status& s) {
   switch (s.code()) {
@@ -163,7 +148,7 @@ int Fail(const GlobalOptions& g, const Status& s) {
   std::string message = code == kExitConnection || code == kExitQuorum ? s.message() : s.ToString();
   if (message.empty()) message = s.ToString();
   if (g.json) {
-    PrintJson({{"error", message}, {"code", JsonCodeName(s.code())}});
+    PrintJson({{"error", message}, {"code", CodeSlug(s.code())}});
     std::fflush(stdout);
   }
   fmt::print(stderr, "ringkv: {}\n", message);

@@ -17,6 +17,21 @@ const char* CodeName(Status::Code code) {
   return "unknown";
 }
 
+const char* CodeSlug(Status::Code code) {
+  switch (code) {
+    case Status::Code::kOk: return "ok";
+    case Status::Code::kNotFound: return "not_found";
+    case Status::Code::kInvalidArgument: return "invalid_argument";
+    case Status::Code::kUnavailable: return "unavailable";
+    case Status::Code::kTimeout: return "timeout";
+    case Status::Code::kCorruption: return "corruption";
+    case Status::Code::kIOError: return "io_error";
+    case Status::Code::kInternal: return "internal";
+    case Status::Code::kWrongCluster: return "wrong_cluster";
+  }
+  return "unknown";
+}
+
 std::string Status::ToString() const {
   if (ok()) return "OK";
   std::string s = CodeName(code_);

@@ -69,6 +69,8 @@ class Status {
 };
 
 const char* CodeName(Status::Code code);
+// "not_found", "invalid_argument", ...: for JSON and error counts.
+const char* CodeSlug(Status::Code code);
 
 // A value or the Status saying why there is none.
 template <typename T>
