@@ -136,7 +136,10 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
       hints_(config_.id, config_.cluster, store, transport, clock),
       handoff_(config_.id, config_.cluster, store, transport, clock, &gossiper_, &cluster_,
                [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); },
-               [this](const std::string& key) { return EraseLocal(key); }),
+               [this](const std::string& key) { return EraseLocal(key); },
+               [this](const NodeId& target, const std::string& key, const DvvSet& object) {
+                 return hints_.Add(target, key, object);
+               }),
       aae_(config_.id, config_.cluster, config_.aae, store, transport, clock, &cluster_,
            [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); }) {
   started_us_ = clock_->NowMicros();

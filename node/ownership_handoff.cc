@@ -24,7 +24,8 @@ uint64_t PartitionLast(const Ring& ring, uint32_t p) {
 
 OwnershipHandoff::OwnershipHandoff(NodeId self, std::string cluster, Store* store,
                                    Transport* transport, Clock* clock, Gossiper* gossiper,
-                                   ClusterMembership* membership, MergeFn merge, EraseFn erase)
+                                   ClusterMembership* membership, MergeFn merge, EraseFn erase,
+                                   HintFn hint)
     : self_(std::move(self)),
       cluster_(std::move(cluster)),
       store_(store),
@@ -33,7 +34,8 @@ OwnershipHandoff::OwnershipHandoff(NodeId self, std::string cluster, Store* stor
       gossiper_(gossiper),
       membership_(membership),
       merge_(std::move(merge)),
-      erase_(std::move(erase)) {}
+      erase_(std::move(erase)),
+      hint_(std::move(hint)) {}
 
 OwnershipHandoff::~OwnershipHandoff() { Stop(); }
 
@@ -109,8 +111,9 @@ void OwnershipHandoff::Tick() {
 
   // Drop data of partitions this node no longer owns, once their owners
   // hold them: first those it held completely, then, one partition a tick,
-  // any other (writes it coordinated while views of the ring differed).
+  // any other (writes it took while views of the ring differed).
   if (me.status == MemberStatus::kUp) {
+    ForgetUnowned();
     auto droppable = [&](uint32_t p) {
       auto cur = current.Primaries(p, current.n_val());
       auto fut = future.Primaries(p, future.n_val());
@@ -118,15 +121,18 @@ void OwnershipHandoff::Tick() {
       return !mine && AllHaveComplete(cur, p) && AllHaveComplete(fut, p);
     };
     bool dropped = false;
-    for (uint32_t p = 0; p < current.ring_size() && !dropped; ++p) {
-      if (ClusterMembership::HasPartition(complete_, p) && droppable(p)) {
-        DropSome(p);
-        dropped = true;  // a slice per tick keeps the loop responsive
+    for (auto it = draining_.begin(); it != draining_.end() && !dropped;) {
+      uint32_t p = *it;
+      if (p >= current.ring_size() || !droppable(p)) {
+        ++it;
+        continue;
       }
+      dropped = true;  // a slice per tick keeps the loop responsive
+      it = DropSome(p, true) ? draining_.erase(it) : std::next(it);
     }
     if (!dropped && current.ring_size() > 0) {
       uint32_t p = sweep_++ % current.ring_size();
-      if (droppable(p)) DropSome(p);
+      if (!draining_.contains(p) && droppable(p)) DropSome(p, false);
     }
   }
 
@@ -283,20 +289,51 @@ void OwnershipHandoff::MarkComplete(uint32_t p) {
   Persist();
 }
 
-void OwnershipHandoff::DropSome(uint32_t p) {
-  const Ring& ring = membership_->ring();
-  std::vector<std::string> keys;
-  store_->Scan(ring.PartitionStart(p), PartitionLast(ring, p), [&](std::string_view key, const DvvSet&) {
-    keys.emplace_back(key);
-    return keys.size() < kDropPerTick;
-  });
-  for (const auto& k : keys) erase_(k);
-  dropped_objects_ += keys.size();
-  if (keys.size() < kDropPerTick) {
-    ClusterMembership::SetPartition(&complete_, p, false);
-    ++dropped_partitions_;
-    Persist();
+void OwnershipHandoff::ForgetUnowned() {
+  const Ring& current = membership_->ring();
+  const Ring& future = membership_->future_ring();
+  std::set<uint32_t> owned = ClusterMembership::OwnedBy(current, self_);
+  auto fut = ClusterMembership::OwnedBy(future, self_);
+  owned.insert(fut.begin(), fut.end());
+  bool changed = false;
+  for (uint32_t p = 0; p < current.ring_size(); ++p) {
+    if (ClusterMembership::HasPartition(complete_, p) && !owned.contains(p)) {
+      ClusterMembership::SetPartition(&complete_, p, false);
+      draining_.insert(p);
+      changed = true;
+    }
   }
+  if (changed) Persist();
+}
+
+bool OwnershipHandoff::DropSome(uint32_t p, bool held_completely) {
+  const Ring& ring = membership_->ring();
+  const Ring& future = membership_->future_ring();
+  std::vector<NodeId> owners = future.Primaries(p, future.n_val());
+  std::vector<std::pair<std::string, DvvSet>> slice;
+  store_->Scan(ring.PartitionStart(p), PartitionLast(ring, p), [&](std::string_view key, const DvvSet& object) {
+    slice.emplace_back(std::string(key), object);
+    return slice.size() < kDropPerTick;
+  });
+  size_t erased = 0;
+  bool failed = false;
+  for (const auto& [key, object] : slice) {
+    if (!held_completely) {
+      // A stray: its owners may never have seen it. Hand it to them first.
+      for (const NodeId& owner : owners) failed = failed || !hint_(owner, key, object).ok();
+      if (failed) break;
+      ++strays_hinted_;
+    }
+    if (!erase_(key).ok()) {
+      failed = true;
+      break;
+    }
+    ++erased;
+  }
+  dropped_objects_ += erased;
+  bool empty = !failed && slice.size() < kDropPerTick;
+  if (empty && (held_completely || erased > 0)) ++dropped_partitions_;
+  return empty;
 }
 
 std::string OwnershipHandoff::Json() const {
@@ -316,7 +353,8 @@ std::string OwnershipHandoff::Json() const {
                         {"bytes_in", bytes_in_},
                         {"objects_served", objects_served_},
                         {"dropped_partitions", dropped_partitions_},
-                        {"dropped_objects", dropped_objects_}}
+                        {"dropped_objects", dropped_objects_},
+                        {"strays_hinted", strays_hinted_}}
       .dump();
 }
 

@@ -16,6 +16,12 @@
 //  - drop: a node deletes a partition it no longer owns in either ring only
 //    after every owner of it (current and future) announced it complete, so
 //    old owners drop data only after the new owner acknowledged all of it.
+//    The moment a node stops owning a partition it also stops announcing it
+//    complete (writes no longer reach it, so its copy goes stale): it is
+//    never a pull source for it again, nor mistaken for a holder if it
+//    becomes an owner later. Objects of partitions it never held completely
+//    (strays: writes it took while views of the ring differed) are handed to
+//    the future owners as durable hints before they are deleted.
 // Pure logic over Store, Transport, Clock and the gossip state.
 #pragma once
 
@@ -40,10 +46,11 @@ class OwnershipHandoff {
 
   using MergeFn = std::function<Status(const std::string& key, const DvvSet& object)>;
   using EraseFn = std::function<Status(const std::string& key)>;
+  using HintFn = std::function<Status(const NodeId& target, const std::string& key, const DvvSet& object)>;
 
   OwnershipHandoff(NodeId self, std::string cluster, Store* store, Transport* transport,
                    Clock* clock, Gossiper* gossiper, ClusterMembership* membership, MergeFn merge,
-                   EraseFn erase);
+                   EraseFn erase, HintFn hint);
   ~OwnershipHandoff();
 
   // complete: the bitmap this node starts with (from disk, or all it owns
@@ -82,7 +89,11 @@ class OwnershipHandoff {
   void SendPull(uint64_t id, Pull& pull);
   void MarkComplete(uint32_t partition);
   bool AllHaveComplete(const std::vector<NodeId>& nodes, uint32_t partition) const;
-  void DropSome(uint32_t partition);
+  // Deletes up to a slice of a partition this node no longer owns (hinting
+  // strays to the owners first); true once the partition is empty.
+  bool DropSome(uint32_t partition, bool held_completely);
+  // Stops announcing partitions this node owns in neither ring.
+  void ForgetUnowned();
 
   NodeId self_;
   std::string cluster_;
@@ -93,10 +104,12 @@ class OwnershipHandoff {
   ClusterMembership* membership_;
   MergeFn merge_;
   EraseFn erase_;
+  HintFn hint_;
   std::function<void()> on_left_;
 
   std::string complete_;
   std::set<uint32_t> pending_;
+  std::set<uint32_t> draining_;  // held completely until no longer owned; dropped first
   std::map<uint64_t, Pull> pulls_;  // by request id
   std::map<uint32_t, uint64_t> pull_of_partition_;
   uint64_t next_id_ = 1;
@@ -111,6 +124,7 @@ class OwnershipHandoff {
   uint64_t objects_served_ = 0;
   uint64_t dropped_partitions_ = 0;
   uint64_t dropped_objects_ = 0;
+  uint64_t strays_hinted_ = 0;
 };
 
 }  // namespace ringkv
