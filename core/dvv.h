@@ -79,11 +79,11 @@ class DvvSet {
   // Siblings covered by context are replaced; others stay. The new sibling's
   // dot is (actor, clock[actor] + 1). `local` is what the replica stores
   // (empty if nothing).
-  // min_counter: the dot's counter is at least this (a fallback that keeps
-  // no history of the key passes the wall clock in ms).
+  // The actor must know every dot it minted for this key before (they are
+  // in local or context); otherwise a jump in its counter would claim to have
+  // seen them. A replica that cannot promise that mints as a fresh actor.
   static DvvSet Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
-                       std::string value, bool tombstone, uint64_t timestamp_ms,
-                       uint64_t min_counter = 0);
+                       std::string value, bool tombstone, uint64_t timestamp_ms);
 
   // The replica merge: keeps each sibling that both hold or that the other
   // side has not seen, and joins the clocks.

@@ -25,6 +25,13 @@ class Transport {
   virtual void Reply(ClientId client, Envelope env) = 0;
 };
 
+// Where a node's request ids start in one incarnation (process lifetime).
+// Peers may answer a request long after it was sent (delays, pauses); ids
+// that restart at 1 after a restart would let such a late answer complete a
+// new request with the same id. Bits 60..63 stay clear: components tag their
+// ids with them (gossip 63, hint replay 62, ownership handoff 61, AAE 60).
+inline uint64_t FirstRequestId(uint64_t incarnation) { return ((incarnation & 0xFFFFFF) << 35) | 1; }
+
 class Clock {
  public:
   using TimerId = uint64_t;

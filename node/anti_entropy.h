@@ -88,6 +88,9 @@ class AntiEntropy {
   bool exchanging() const { return exchange_ != nullptr; }
   std::string Json() const;
 
+  // See FirstRequestId (core/env.h).
+  void StartRequestIdsAt(uint64_t first) { next_id_ = first; }
+
  private:
   struct TreeState {
     MerkleTree tree;

@@ -72,6 +72,9 @@ class HintedHandoff {
   // {"queued":N,"targets":{"n2":{"queued","oldest_age_s","replayed","failed","in_flight"}},...}
   std::string Json();
 
+  // See FirstRequestId (core/env.h).
+  void StartRequestIdsAt(uint64_t first) { next_id_ = first; }
+
  private:
   struct Target {
     TargetStats stats;

@@ -165,6 +165,11 @@ Status Node::Start() {
   const MemberState& self = gossiper_.self();
   Status s = store_->PutMeta("incarnation", std::to_string(self.incarnation));
   if (!s.ok()) return s;
+  uint64_t first_id = FirstRequestId(self.incarnation);
+  next_op_id_ = first_id;
+  hints_.StartRequestIdsAt(first_id);
+  handoff_.StartRequestIdsAt(first_id);
+  aae_.StartRequestIdsAt(first_id);
   std::string status;
   if (!store_->GetMeta("status", &status).ok() || status == "left") {
     store_->PutMeta("status", self.status == MemberStatus::kUp ? "up" : "joining");
@@ -360,6 +365,18 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
                    : hints_.Add(rw->hint_for, rw->key, rw->object);
     if (rid != 0) SendPeer(from, rid, ReplicaWriteAck{s});
   } else if (auto* put = std::get_if<PutRequest>(&env.body)) {
+    // A forwarded put that arrives twice (a network that duplicates, or a
+    // retry) must not be coordinated twice: two dots for one client write
+    // would leave a sibling that a delete with the client's context misses.
+    if (!forwarded_seen_.insert({from, rid}).second) {
+      ++stats_.duplicate_forwards;
+      return;
+    }
+    forwarded_order_.emplace_back(from, rid);
+    if (forwarded_order_.size() > kForwardedRemembered) {
+      forwarded_seen_.erase(forwarded_order_.front());
+      forwarded_order_.pop_front();
+    }
     put->forwarded = true;
     StartPut(Origin{0, from, rid}, std::move(*put));
   } else if (auto* rrr = std::get_if<ReplicaReadReply>(&env.body)) {
@@ -375,7 +392,7 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
       OnWriteAck(rid, from, std::move(ack->status));
     }
   } else if (auto* reply = std::get_if<Reply>(&env.body)) {
-    OnForwardReply(rid, std::move(*reply));
+    OnForwardReply(rid, from, std::move(*reply));
   } else if (auto* push = std::get_if<GossipPush>(&env.body)) {
     gossiper_.OnPush(from, rid, *push);
   } else if (auto* gack = std::get_if<GossipAck>(&env.body)) {
@@ -666,9 +683,13 @@ void Node::Forward(std::unique_ptr<ForwardOp> op) {
   SendPeer(to, id, std::move(fwd));
 }
 
-void Node::OnForwardReply(uint64_t op_id, Reply reply) {
+void Node::OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply) {
   auto it = forwards_.find(op_id);
   if (it == forwards_.end()) return;
+  // Only a replica this write was forwarded to may answer it.
+  const auto& tried = it->second->candidates;
+  size_t sent_to = std::min(it->second->next + 1, tried.size());
+  if (std::find(tried.begin(), tried.begin() + sent_to, from) == tried.begin() + sent_to) return;
   std::unique_ptr<ForwardOp> op = std::move(it->second);
   forwards_.erase(it);
   clock_->Cancel(op->timer);
@@ -703,18 +724,19 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
     return;
   }
   bool local_found = s.ok();
-  uint64_t min_counter = 0;
+  NodeId actor = config_.id;
   if (!hint_for.empty()) {
     if (auto hinted = hints_.Find(hint_for, op->key)) local = DvvSet::Sync(local, *hinted);
-    // A fallback does not keep the key once its hint is delivered, so its
-    // own counter for the key may be gone: start from the wall clock, which
-    // only moves forward, so it never reuses a dot it minted before.
-    min_counter = clock_->WallMillis();
+    // A fallback does not keep the key once its hint is delivered, so it
+    // cannot know the dots it minted for the key before; a counter past them
+    // would claim to have seen them (and drop them at the primary). It mints
+    // as an actor used for this one write instead.
+    actor = fmt::format("{}~{:x}.{:x}", config_.id, gossiper_.self().incarnation, ++fallback_actors_);
   }
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
-  op->object = DvvSet::Update(local, context, config_.id, std::move(req.value), req.tombstone,
-                              clock_->WallMillis(), min_counter);
-  op->dot = Dot{config_.id, op->object.clock().Get(config_.id)};
+  op->object = DvvSet::Update(local, context, actor, std::move(req.value), req.tombstone,
+                              clock_->WallMillis());
+  op->dot = Dot{actor, op->object.clock().Get(actor)};
   if (q.lww) op->object = DvvSet::CollapseLww(op->object);
   s = hint_for.empty() ? WriteLocal(op->key, local_found ? &local : nullptr, op->object)
                        : hints_.Add(hint_for, op->key, op->object);
@@ -993,6 +1015,7 @@ std::string Node::StatsJson() const {
             {"puts", s.puts},
             {"deletes", s.deletes},
             {"forwarded_puts", s.forwarded_puts},
+            {"duplicate_forwards", s.duplicate_forwards},
             {"get_not_found", s.get_not_found},
             {"read_quorum_failures", s.read_quorum_failures},
             {"write_quorum_failures", s.write_quorum_failures},

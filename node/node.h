@@ -21,9 +21,10 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
-#include <set>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -74,6 +75,7 @@ struct NodeStats {
   uint64_t puts = 0;
   uint64_t deletes = 0;
   uint64_t forwarded_puts = 0;
+  uint64_t duplicate_forwards = 0;  // forwarded puts received twice, ignored
   uint64_t get_not_found = 0;
   uint64_t read_quorum_failures = 0;
   uint64_t write_quorum_failures = 0;
@@ -177,7 +179,7 @@ class Node {
   void AddPutFallback(PutOp& op, const NodeId& failed);
   void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
   void MaybeFinishPut(PutOp& op);
-  void OnForwardReply(uint64_t op_id, Reply reply);
+  void OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply);
 
   void Answer(const Origin& origin, Reply reply);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
@@ -206,6 +208,12 @@ class Node {
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
   uint64_t next_op_id_ = 1;
+  uint64_t fallback_actors_ = 0;
+  // Forwarded puts seen lately, by (forwarder, its request id), to ignore
+  // duplicates. Request ids are unique per incarnation (FirstRequestId).
+  static constexpr size_t kForwardedRemembered = 1 << 16;
+  std::set<std::pair<NodeId, uint64_t>> forwarded_seen_;
+  std::deque<std::pair<NodeId, uint64_t>> forwarded_order_;  // actors minted for fallback writes this incarnation
   uint64_t started_us_ = 0;
   std::map<uint64_t, std::unique_ptr<GetOp>> gets_;
   std::map<uint64_t, std::unique_ptr<PutOp>> puts_;

@@ -1,4 +1,6 @@
 // ringkv-node: one ringkv node process.
+#include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -59,7 +61,19 @@ int main(int argc, char** argv) {
   uint32_t ring_size = 64;
   bool sync = false;
   std::string mode = "sloppy";
-  app.add_option("--id", config.id, "This node's id, unique in the cluster (e.g. n1)")->required();
+  app.add_option("--id", config.id,
+                 "This node's id, unique in the cluster (e.g. n1): 1-64 letters, digits, '.', '_' or '-'")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& id) -> std::string {
+            bool ok = !id.empty() && id.size() <= 64 &&
+                      std::all_of(id.begin(), id.end(), [](unsigned char c) {
+                        return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+                      });
+            // '~' is reserved: fallback writes mint dots as "<id>~<n>".
+            return ok ? std::string() : "node id '" + id + "' must be 1-64 letters, digits, '.', '_' or '-'";
+          },
+          "ID"));
   app.add_option("--listen", listen, "Address to listen on for clients and peers")
       ->capture_default_str();
   app.add_option("--data-dir", data_dir, "Directory of this node's LevelDB store")->required();

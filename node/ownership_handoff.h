@@ -74,6 +74,9 @@ class OwnershipHandoff {
 
   void Tick();
 
+  // See FirstRequestId (core/env.h).
+  void StartRequestIdsAt(uint64_t first) { next_id_ = first; }
+
  private:
   struct Pull {
     uint32_t partition = 0;
