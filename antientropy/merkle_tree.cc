@@ -13,26 +13,32 @@ namespace {
 
 constexpr uint32_t kMaxSegmentBits = 20;
 
-// SHA-256 of the concatenation of parts.
+// SHA-256 of the concatenation of parts. Every write hashes, so the EVP
+// context and the algorithm are made once per thread and reused (creating
+// them costs more than hashing a small item).
 class Sha256 {
  public:
-  Sha256() : ctx_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-    EVP_DigestInit_ex(ctx_.get(), EVP_sha256(), nullptr);
-  }
-  void Update(std::string_view data) {
-    EVP_DigestUpdate(ctx_.get(), data.data(), data.size());
-  }
+  Sha256() : ctx_(Context()) { EVP_DigestInit_ex(ctx_, Algorithm(), nullptr); }
+  void Update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
   std::string Final() {
     std::string out(kAaeHashBytes, '\0');
     unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_.get(), reinterpret_cast<unsigned char*>(out.data()),
-                       &len);
+    EVP_DigestFinal_ex(ctx_, reinterpret_cast<unsigned char*>(out.data()), &len);
     assert(len == kAaeHashBytes);
     return out;
   }
 
  private:
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx_;
+  static EVP_MD_CTX* Context() {
+    thread_local std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
+                                                                             &EVP_MD_CTX_free);
+    return ctx.get();
+  }
+  static const EVP_MD* Algorithm() {
+    static const EVP_MD* md = EVP_sha256();
+    return md;
+  }
+  EVP_MD_CTX* ctx_;
 };
 
 void XorInto(char* dst, std::string_view src) {

@@ -2,6 +2,7 @@
 // (see ObjectStoreKey), 'm' node metadata.
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
 #include <fmt/format.h>
@@ -60,8 +61,8 @@ Status FromLevelDb(const leveldb::Status& s) {
 class LevelDbStore final : public Store {
  public:
   LevelDbStore(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Cache> cache,
-               bool sync)
-      : cache_(std::move(cache)), db_(std::move(db)) {
+               std::unique_ptr<const leveldb::FilterPolicy> filter, bool sync)
+      : cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {
     write_options_.sync = sync;
   }
 
@@ -166,7 +167,8 @@ class LevelDbStore final : public Store {
   }
 
  private:
-  std::unique_ptr<leveldb::Cache> cache_;  // outlives db_
+  std::unique_ptr<leveldb::Cache> cache_;
+  std::unique_ptr<const leveldb::FilterPolicy> filter_;  // outlives db_
   std::unique_ptr<leveldb::DB> db_;
   leveldb::ReadOptions read_options_;
   leveldb::WriteOptions write_options_;
@@ -180,12 +182,17 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
   leveldb::Options o;
   o.create_if_missing = true;
   o.block_cache = cache.get();
+  // Every put reads the key first (to merge); for new keys a bloom filter
+  // answers "not here" without reading a table block.
+  std::unique_ptr<const leveldb::FilterPolicy> filter(leveldb::NewBloomFilterPolicy(10));
+  o.filter_policy = filter.get();
   o.write_buffer_size = options.write_buffer_bytes;
   leveldb::DB* raw = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, dir, &raw);
   if (!s.ok()) return Status::IOError(fmt::format("cannot open data dir {}: {}", dir, s.ToString()));
   return std::unique_ptr<Store>(
-      new LevelDbStore(std::unique_ptr<leveldb::DB>(raw), std::move(cache), options.sync));
+      new LevelDbStore(std::unique_ptr<leveldb::DB>(raw), std::move(cache), std::move(filter),
+                       options.sync));
 }
 
 }  // namespace ringkv
