@@ -206,6 +206,45 @@ std::vector<uint32_t> FromU32s(const fb::Vector<uint32_t>* v) {
   return std::vector<uint32_t>(v->begin(), v->end());
 }
 
+fb::Offset<fb::Vector<fb::Offset<w::KeyedObject>>> EncodeKeyedObjects(
+    fb::FlatBufferBuilder& b, const std::vector<KeyedObject>& objects) {
+  std::vector<fb::Offset<w::KeyedObject>> out;
+  out.reserve(objects.size());
+  for (const KeyedObject& ko : objects) {
+    auto key = Bytes(b, ko.key);
+    auto obj = EncodeObject(b, ko.object);
+    out.push_back(w::CreateKeyedObject(b, key, obj));
+  }
+  return b.CreateVector(out);
+}
+
+// The entries of a ReapCheck or Reap: valid keys, and objects that are
+// tombstone-only (a peer asking to reap a live object is malformed).
+Result<std::vector<KeyedObject>> DecodeReapEntries(
+    const fb::Vector<fb::Offset<w::KeyedObject>>* entries, const char* what) {
+  std::vector<KeyedObject> out;
+  if (entries == nullptr) return out;
+  if (entries->size() > kMaxReapEntries) {
+    return Status::InvalidArgument(
+        fmt::format("{} has {} entries; the limit is {}", what, entries->size(), kMaxReapEntries));
+  }
+  out.reserve(entries->size());
+  for (const w::KeyedObject* ko : *entries) {
+    KeyedObject o;
+    o.key = std::string(View(ko->key()));
+    Status s = CheckKey(o.key);
+    if (!s.ok()) return s;
+    auto obj = DecodeObject(ko->object());
+    if (!obj.ok()) return obj.status();
+    if (obj->clock().empty() || !obj->IsDeleted()) {
+      return Status::InvalidArgument(fmt::format("{} names an object that is not a tombstone", what));
+    }
+    o.object = std::move(obj).value();
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 struct BodyEncoder {
   fb::FlatBufferBuilder& b;
 
@@ -324,9 +363,35 @@ struct BodyEncoder {
     return {w::Body::AaeSegmentReply,
             w::CreateAaeSegmentReply(b, ToWire(m.status.code()), msg, m.partition, vec).Union()};
   }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReapCheck& m) {
+    auto entries = EncodeKeyedObjects(b, m.entries);
+    return {w::Body::ReapCheck, w::CreateReapCheck(b, entries).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReapCheckReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    std::vector<uint8_t> verdicts;
+    verdicts.reserve(m.verdicts.size());
+    for (ReapVerdict v : m.verdicts) verdicts.push_back(static_cast<uint8_t>(v));
+    auto vec = b.CreateVector(verdicts);
+    return {w::Body::ReapCheckReply,
+            w::CreateReapCheckReply(b, ToWire(m.status.code()), msg, vec).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const Reap& m) {
+    auto entries = EncodeKeyedObjects(b, m.entries);
+    return {w::Body::Reap, w::CreateReap(b, entries).Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ReapAck& m) {
+    auto msg = b.CreateString(m.status.message());
+    return {w::Body::ReapAck, w::CreateReapAck(b, ToWire(m.status.code()), msg, m.reaped).Union()};
+  }
 };
 
 Result<Body> DecodeBody(const w::Envelope* env) {
+  // The verifier accepts a union whose type is set but whose table is
+  // absent; every body_as_X() below would then be null.
+  if (env->body_type() != w::Body::NONE && env->body() == nullptr) {
+    return Status::InvalidArgument("envelope names a message type but carries no message");
+  }
   switch (env->body_type()) {
     case w::Body::GetRequest: {
       const auto* m = env->body_as_GetRequest();
@@ -480,6 +545,37 @@ Result<Body> DecodeBody(const w::Envelope* env) {
         }
       }
       return Body(std::move(out));
+    }
+    case w::Body::ReapCheck: {
+      auto entries = DecodeReapEntries(env->body_as_ReapCheck()->entries(), "ReapCheck");
+      if (!entries.ok()) return entries.status();
+      return Body(ReapCheck{std::move(entries).value()});
+    }
+    case w::Body::ReapCheckReply: {
+      const auto* m = env->body_as_ReapCheckReply();
+      ReapCheckReply out;
+      out.status = FromWire(m->code(), m->message());
+      if (m->verdicts() != nullptr) {
+        if (m->verdicts()->size() > kMaxReapEntries) {
+          return Status::InvalidArgument("ReapCheckReply has too many verdicts");
+        }
+        for (uint8_t v : *m->verdicts()) {
+          if (v > static_cast<uint8_t>(ReapVerdict::kBusy)) {
+            return Status::InvalidArgument(fmt::format("unknown reap verdict {}", v));
+          }
+          out.verdicts.push_back(static_cast<ReapVerdict>(v));
+        }
+      }
+      return Body(std::move(out));
+    }
+    case w::Body::Reap: {
+      auto entries = DecodeReapEntries(env->body_as_Reap()->entries(), "Reap");
+      if (!entries.ok()) return entries.status();
+      return Body(Reap{std::move(entries).value()});
+    }
+    case w::Body::ReapAck: {
+      const auto* m = env->body_as_ReapAck();
+      return Body(ReapAck{FromWire(m->code(), m->message()), m->reaped()});
     }
     case w::Body::NONE:
       return Status::InvalidArgument("envelope has no message");
@@ -715,7 +811,8 @@ bool IsPeerRequest(const Body& body) {
          std::holds_alternative<PutRequest>(body) || std::holds_alternative<GossipPush>(body) ||
          std::holds_alternative<HandoffRequest>(body) ||
          std::holds_alternative<AaeHashesRequest>(body) ||
-         std::holds_alternative<AaeSegmentRequest>(body);
+         std::holds_alternative<AaeSegmentRequest>(body) ||
+         std::holds_alternative<ReapCheck>(body) || std::holds_alternative<Reap>(body);
 }
 
 const char* MemberStatusName(MemberStatus s) {
@@ -735,7 +832,8 @@ const char* BodyName(const Body& body) {
       "InfoReply",        "ReplicaRead",     "ReplicaReadReply", "ReplicaWrite",
       "ReplicaWriteAck",  "GossipPush",      "GossipAck",      "HandoffRequest",
       "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
-      "AaeSegmentReply"};
+      "AaeSegmentReply",  "ReapCheck",       "ReapCheckReply", "Reap",
+      "ReapAck"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

@@ -48,14 +48,15 @@ std::string VersionVector::ToString() const {
 }
 
 DvvSet DvvSet::Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
-                      std::string value, bool tombstone, uint64_t timestamp_ms) {
+                      std::string value, bool tombstone, uint64_t timestamp_ms,
+                      uint64_t min_counter) {
   DvvSet out;
   out.clock_ = local.clock_;
   out.clock_.Join(context);
   // The minting replica's own entry can only be ahead in its own store, but a
   // context may carry a higher counter for this actor if the replica lost its
   // data; never reuse a dot that some client has seen.
-  Dot dot{actor, out.clock_.Get(actor) + 1};
+  Dot dot{actor, std::max(out.clock_.Get(actor), min_counter) + 1};
   out.clock_.Set(actor, dot.counter);
   for (const Sibling& s : local.siblings_) {
     if (!context.Covers(s.dot)) out.siblings_.push_back(s);

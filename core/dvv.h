@@ -82,8 +82,14 @@ class DvvSet {
   // The actor must know every dot it minted for this key before (they are
   // in local or context); otherwise a jump in its counter would claim to have
   // seen them. A replica that cannot promise that mints as a fresh actor.
+  // min_counter: the new dot's counter is above it too. A replica that
+  // reaped tombstones passes the highest counter it ever had for itself in a
+  // reaped clock, so a dot of a deleted write is never minted again (a copy
+  // of the tombstone that survives somewhere would swallow the new write).
+  // The jump only claims to have seen dots of deleted writes.
   static DvvSet Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
-                       std::string value, bool tombstone, uint64_t timestamp_ms);
+                       std::string value, bool tombstone, uint64_t timestamp_ms,
+                       uint64_t min_counter = 0);
 
   // The replica merge: keeps each sibling that both hold or that the other
   // side has not seen, and joins the clocks.

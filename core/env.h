@@ -28,9 +28,13 @@ class Transport {
 // Where a node's request ids start in one incarnation (process lifetime).
 // Peers may answer a request long after it was sent (delays, pauses); ids
 // that restart at 1 after a restart would let such a late answer complete a
-// new request with the same id. Bits 60..63 stay clear: components tag their
-// ids with them (gossip 63, hint replay 62, ownership handoff 61, AAE 60).
+// new request with the same id. The incarnation takes bits 35..58 (24 bits)
+// and the count bits 0..34; bits 59..63 stay clear: components tag their ids
+// with them (gossip 63, hint replay 62, ownership handoff 61, AAE 60,
+// tombstone reaper 59).
 inline uint64_t FirstRequestId(uint64_t incarnation) { return ((incarnation & 0xFFFFFF) << 35) | 1; }
+static_assert((uint64_t{0xFFFFFF} << 35 | ((uint64_t{1} << 35) - 1)) < (uint64_t{1} << 59),
+              "request ids of an incarnation must leave the component tag bits 59..63 clear");
 
 class Clock {
  public:

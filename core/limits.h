@@ -10,5 +10,7 @@ inline constexpr size_t kDefaultMaxValueBytes = 16 * 1024 * 1024;
 // A frame carries at most one value plus its key, siblings and clocks; more
 // than this is refused before it is buffered.
 inline constexpr size_t kDefaultMaxFrameBytes = 64 * 1024 * 1024;
+// Keys in one ReapCheck or Reap message (the reaper sends far fewer).
+inline constexpr size_t kMaxReapEntries = 4096;
 
 }  // namespace ringkv

@@ -176,10 +176,45 @@ struct AaeSegmentReply {
   std::vector<KeyDigest> entries;
 };
 
+// --- tombstone reaping (node/tombstone_reaper.h) -----------------------------
+
+// Asks a member whether anything it holds for each key (its stored object,
+// every hint) is newer than or concurrent with the tombstone given, merging
+// the tombstone into what it holds. Every object is tombstone-only.
+struct ReapCheck {
+  std::vector<KeyedObject> entries;
+};
+
+// One verdict per ReapCheck entry, in order.
+enum class ReapVerdict : uint8_t {
+  kOk = 0,         // nothing held for the key, or only older copies
+  kOkHolding = 1,  // as kOk, and the member stores an object for the key
+  kNewer = 2,      // something held is newer or concurrent: the key lives on
+  kBusy = 3,       // a hint for the key waits for delivery: ask again later
+};
+
+struct ReapCheckReply {
+  Status status;
+  std::vector<ReapVerdict> verdicts;
+};
+
+// Erase each key whose stored object is tombstone-only with exactly the
+// clock of the entry's object (compare-and-delete). Every object is
+// tombstone-only.
+struct Reap {
+  std::vector<KeyedObject> entries;
+};
+
+struct ReapAck {
+  Status status;
+  uint32_t reaped = 0;  // entries erased here
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
                           ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
                           HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
-                          AaeSegmentRequest, AaeSegmentReply>;
+                          AaeSegmentRequest, AaeSegmentReply, ReapCheck, ReapCheckReply, Reap,
+                          ReapAck>;
 
 struct Envelope {
   uint64_t request_id = 0;

@@ -183,6 +183,16 @@ std::optional<DvvSet> HintedHandoff::FindAny(const std::string& key) {
   return merged;
 }
 
+std::vector<std::pair<NodeId, DvvSet>> HintedHandoff::FindEach(const std::string& key) {
+  // Every target ever seen, whatever its counters say: the tombstone reaper
+  // must not miss a hint.
+  std::vector<std::pair<NodeId, DvvSet>> out;
+  for (const auto& [target, t] : targets_) {
+    if (auto h = Find(target, key)) out.emplace_back(target, std::move(*h));
+  }
+  return out;
+}
+
 void HintedHandoff::Evacuate(std::function<NodeId(const NodeId&)> pick,
                              std::function<bool(const NodeId&)> alive) {
   evacuate_to_ = std::move(pick);

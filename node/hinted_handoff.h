@@ -19,6 +19,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/env.h"
 #include "node/store.h"
@@ -52,6 +54,8 @@ class HintedHandoff {
   // Every hinted copy of key this node holds, whoever it is for, merged: what
   // a fallback answers to a sloppy read.
   std::optional<DvvSet> FindAny(const std::string& key);
+  // Each hinted copy of key this node holds, with the target it is for.
+  std::vector<std::pair<NodeId, DvvSet>> FindEach(const std::string& key);
 
   static bool IsReplayRequest(uint64_t request_id) {
     return (request_id >> 62) == 1;  // bit 62 set, bit 63 (gossip) clear

@@ -138,14 +138,19 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
                [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); },
                [this](const std::string& key) { return EraseLocal(key); },
                [this](const NodeId& target, const std::string& key, const DvvSet& object) {
-                 return hints_.Add(target, key, object);
+                 return AddHint(target, key, object);
                }),
       aae_(config_.id, config_.cluster, config_.aae, store, transport, clock, &cluster_,
-           [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); }) {
+           [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); }),
+      reaper_(config_.id, config_.cluster, config_.tombstones, store, transport, clock, &cluster_,
+              &hints_,
+              [this](const std::string& key, const DvvSet& object) { return LocalMerge(key, object); },
+              [this](const std::string& key) { return EraseLocal(key); }) {
   started_us_ = clock_->NowMicros();
 }
 
 Node::~Node() {
+  reaper_.Stop();
   aae_.Stop();
   gossiper_.Stop();
   handoff_.Stop();
@@ -170,6 +175,7 @@ Status Node::Start() {
   hints_.StartRequestIdsAt(first_id);
   handoff_.StartRequestIdsAt(first_id);
   aae_.StartRequestIdsAt(first_id);
+  reaper_.StartRequestIdsAt(first_id);
   std::string status;
   if (!store_->GetMeta("status", &status).ok() || status == "left") {
     store_->PutMeta("status", self.status == MemberStatus::kUp ? "up" : "joining");
@@ -197,6 +203,8 @@ Status Node::Start() {
   gossiper_.OnChange([this] { OnMembershipChange(); });
   cluster_.Refresh();
   s = hints_.Start();
+  if (!s.ok()) return s;
+  s = reaper_.Start();
   if (!s.ok()) return s;
   handoff_.OnLeft([this] {
     // Hints for nodes that are down go to a node that stays; then stay a few
@@ -313,6 +321,8 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       reply.json = StatsJson();
     } else if (info->topic == "hints") {
       reply.json = hints_.Json();
+    } else if (info->topic == "reaper") {
+      reply.json = reaper_.Json();
     } else if (info->topic == "aae-status") {
       reply.json = aae_.Json();
     } else if (info->topic == "aae-rebuild") {
@@ -334,7 +344,7 @@ void Node::HandleClient(ClientId conn, Envelope env) {
       }
     } else {
       reply.status = Status::InvalidArgument(fmt::format(
-          "unknown info topic '{}' (status, ring, stats, hints, preflist, local)", info->topic));
+          "unknown info topic '{}' (status, ring, stats, hints, preflist, local, reaper)", info->topic));
     }
     transport_->Reply(conn, Envelope{rid, {}, {}, std::move(reply)});
   } else {
@@ -362,7 +372,7 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   } else if (auto* rw = std::get_if<ReplicaWrite>(&env.body)) {
     Status s = rw->hint_for.empty() || rw->hint_for == config_.id
                    ? LocalMerge(rw->key, rw->object)
-                   : hints_.Add(rw->hint_for, rw->key, rw->object);
+                   : AddHint(rw->hint_for, rw->key, rw->object);
     if (rid != 0) SendPeer(from, rid, ReplicaWriteAck{s});
   } else if (auto* put = std::get_if<PutRequest>(&env.body)) {
     // A forwarded put that arrives twice (a network that duplicates, or a
@@ -409,6 +419,14 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     aae_.OnHashesReply(from, rid, *hr);
   } else if (auto* sr = std::get_if<AaeSegmentReply>(&env.body)) {
     aae_.OnSegmentsReply(from, rid, *sr);
+  } else if (auto* rc = std::get_if<ReapCheck>(&env.body)) {
+    SendPeer(from, rid, reaper_.AnswerCheck(*rc));
+  } else if (auto* rcr = std::get_if<ReapCheckReply>(&env.body)) {
+    reaper_.OnCheckReply(from, rid, *rcr);
+  } else if (auto* reap = std::get_if<Reap>(&env.body)) {
+    SendPeer(from, rid, reaper_.AnswerReap(*reap));
+  } else if (auto* rack = std::get_if<ReapAck>(&env.body)) {
+    reaper_.OnReapAck(from, rid, *rack);
   } else {
     ++stats_.invalid_requests;  // not a message peers exchange
   }
@@ -612,7 +630,7 @@ void Node::FinishReadRepair(uint64_t op_id) {
       if (hint_for.empty()) {
         LocalMerge(op->key, merged);
       } else {
-        hints_.Add(hint_for, op->key, merged);
+        AddHint(hint_for, op->key, merged);
       }
     } else {
       SendPeer(node, 0, ReplicaWrite{op->key, merged, hint_for});
@@ -734,12 +752,17 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
     actor = fmt::format("{}~{:x}.{:x}", config_.id, gossiper_.self().incarnation, ++fallback_actors_);
   }
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
-  op->object = DvvSet::Update(local, context, actor, std::move(req.value), req.tombstone,
-                              clock_->WallMillis());
+  // A key reaped here lately still has its tombstone in the reaper's fence;
+  // and dots this node mints stay above those of reaped keys (the floor).
+  DvvSet base = local;
+  reaper_.ApplyFence(op->key, &base);
+  uint64_t min_counter = actor == config_.id ? reaper_.counter_floor() : 0;
+  op->object = DvvSet::Update(base, context, actor, std::move(req.value), req.tombstone,
+                              clock_->WallMillis(), min_counter);
   op->dot = Dot{actor, op->object.clock().Get(actor)};
   if (q.lww) op->object = DvvSet::CollapseLww(op->object);
   s = hint_for.empty() ? WriteLocal(op->key, local_found ? &local : nullptr, op->object)
-                       : hints_.Add(hint_for, op->key, op->object);
+                       : AddHint(hint_for, op->key, op->object);
   ++stats_.replica_writes;
   if (!s.ok()) {
     Answer(origin, ErrorReply(s));
@@ -799,11 +822,11 @@ void Node::AddPutFallback(PutOp& op, const NodeId& failed) {
     if (primary.empty() || primary == config_.id || !op.coordinator_hints.insert(primary).second) {
       return;
     }
-    if (hints_.Add(primary, op.key, op.object).ok()) ++stats_.coordinator_hints;
+    if (AddHint(primary, op.key, op.object).ok()) ++stats_.coordinator_hints;
     return;
   }
   if (sub->node == config_.id) {
-    Status s = hints_.Add(sub->hint_for, op.key, op.object);
+    Status s = AddHint(sub->hint_for, op.key, op.object);
     OnWriteAck(op.id, config_.id, s);
   } else {
     SendPeer(sub->node, op.id, ReplicaWrite{op.key, op.object, sub->hint_for});
@@ -859,6 +882,8 @@ void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string
     handoff_.OnSendFailed(to, request_id);
   } else if (AntiEntropy::IsAaeRequest(request_id)) {
     aae_.OnSendFailed(to, request_id);
+  } else if (TombstoneReaper::IsReaperRequest(request_id)) {
+    reaper_.OnSendFailed(to, request_id);
   } else if (HintedHandoff::IsReplayRequest(request_id)) {
     hints_.OnSendFailed(to, request_id);
   } else if (gets_.contains(request_id)) {
@@ -905,14 +930,24 @@ ReplicaReadReply Node::LocalRead(const std::string& key, const NodeId& hint_for)
   return ReplicaReadReply{Status::OK(), std::move(object)};
 }
 
-Status Node::LocalMerge(const std::string& key, const DvvSet& incoming) {
+Status Node::LocalMerge(const std::string& key, const DvvSet& object) {
   ++stats_.replica_writes;
   DvvSet local;
   Status s = store_->Get(key, &local);
   if (!s.ok() && !s.IsNotFound()) return s;
+  // An older version still in flight when the key was reaped gets the
+  // tombstone merged in instead of coming back to life.
+  DvvSet incoming = object;
+  reaper_.ApplyFence(key, &incoming);
   DvvSet merged = DvvSet::Sync(local, incoming);
   if (s.ok() && merged == local) return Status::OK();  // nothing new
   return WriteLocal(key, s.ok() ? &local : nullptr, merged);
+}
+
+Status Node::AddHint(const NodeId& target, const std::string& key, const DvvSet& object) {
+  DvvSet hinted = object;
+  reaper_.ApplyFence(key, &hinted);
+  return hints_.Add(target, key, hinted);
 }
 
 Status Node::WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now) {
@@ -1032,6 +1067,12 @@ std::string Node::StatsJson() const {
             {"aae_exchanges", aae_.stats().exchanges},
             {"aae_keys_repaired", aae_.stats().keys_repaired},
             {"aae_bytes", aae_.stats().bytes},
+            {"tombstones_reaped", reaper_.stats().erased},
+            {"reap_keys_coordinated", reaper_.stats().keys_reaped},
+            {"reap_checks_sent", reaper_.stats().checks_sent},
+            {"reap_keys_checked", reaper_.stats().keys_checked},
+            {"reap_keys_aborted", reaper_.stats().keys_aborted},
+            {"reap_keys_deferred", reaper_.stats().keys_busy + reaper_.stats().keys_skipped},
             {"pending_requests", pending_requests()},
             {"objects", store_->CountObjects()},
             {"get_latency", LatencyJson(s.get_latency_us)},

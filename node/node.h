@@ -41,6 +41,7 @@
 #include "node/ownership_handoff.h"
 #include "node/replica_set.h"
 #include "node/store.h"
+#include "node/tombstone_reaper.h"
 
 namespace ringkv {
 
@@ -67,6 +68,9 @@ struct NodeConfig {
   uint64_t random_seed = 0;
 
   AaeConfig aae;
+  // Tombstone reaping: grace period (0: never) and rate; see
+  // node/tombstone_reaper.h.
+  TombstoneConfig tombstones;
 };
 
 // Counters shown by `ringkv stats`.
@@ -112,6 +116,7 @@ class Node {
   const ClusterMembership& membership() const { return cluster_; }
   const HintedHandoff& hints() const { return hints_; }
   AntiEntropy& anti_entropy() { return aae_; }
+  const TombstoneReaper& reaper() const { return reaper_; }
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
   // their answers go to the sender through Transport::Send. Client messages
@@ -192,6 +197,8 @@ class Node {
   // the key's partition stays in step. old: what was stored (nullptr: none).
   Status WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now);
   Status EraseLocal(const std::string& key);
+  // Every hint this node keeps goes through here (the reaper's fence).
+  Status AddHint(const NodeId& target, const std::string& key, const DvvSet& object);
 
   NodeConfig config_;
   Store* store_;
@@ -203,6 +210,7 @@ class Node {
   HintedHandoff hints_;
   OwnershipHandoff handoff_;
   AntiEntropy aae_;
+  TombstoneReaper reaper_;
   std::function<void()> on_exit_;
   uint64_t left_at_us_ = 0;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change

@@ -35,6 +35,8 @@ std::string Counts(const ScheduleResult& r) {
       "{} nodes, {} acked adds, {} lost, {} keys with differing replicas, "
       "{} hints left, {} resurrections",
       r.nodes, r.adds_acked, r.adds_lost, r.replicas_differing, r.hints_left, r.resurrections);
+  s += fmt::format(", {} tombstones reaped", r.tombstones_reaped);
+  if (r.puts_lost) s += fmt::format(", {} acknowledged register puts lost", r.puts_lost);
   if (r.phantom_elements) s += fmt::format(", {} phantom elements", r.phantom_elements);
   if (r.final_read_failures) s += fmt::format(", {} final reads failed", r.final_read_failures);
   if (r.acks_mismatched)
@@ -59,6 +61,7 @@ int main(int argc, char** argv) {
   unsigned jobs = std::max(1u, std::thread::hardware_concurrency());
   uint64_t quiet_max_s = 300;
   std::string watch;
+  uint64_t tombstone_grace_s = ScheduleOptions().tombstone_grace_s;
   app.add_option("--seeds", seeds, "number of schedules")
       ->check(CLI::Range(uint64_t{1}, uint64_t{1} << 32));
   app.add_option("--first-seed", first_seed, "seed of the first schedule");
@@ -76,6 +79,9 @@ int main(int argc, char** argv) {
   app.add_flag("--trace", trace, "print each schedule's faults and every problem found");
   app.add_option("--jobs", jobs, "schedules run in parallel")->check(CLI::Range(1u, 256u));
   app.add_option("--watch", watch, "with --trace: also every message about this key");
+  app.add_option("--tombstone-grace-s", tombstone_grace_s,
+                 "nodes reap tombstones older than this many simulated seconds (0: never)")
+      ->capture_default_str();
   app.add_option("--quiet-max-s", quiet_max_s,
                  "simulated seconds allowed to converge after healing");
   CLI11_PARSE(app, argc, argv);
@@ -97,6 +103,7 @@ int main(int argc, char** argv) {
       o.trace = trace;
       o.watch_key = watch;
       o.max_quiet_ms = quiet_max_s * 1000;
+      o.tombstone_grace_s = tombstone_grace_s;
       results[i] = ringkv::sim::RunSchedule(o);
     }
   };
@@ -133,7 +140,10 @@ int main(int argc, char** argv) {
     sum.replicas_differing += r.replicas_differing;
     sum.hints_left += r.hints_left;
     sum.resurrections += r.resurrections;
+    sum.puts_lost += r.puts_lost;
     sum.deleted_keys_checked += r.deleted_keys_checked;
+    sum.deleted_keys_reaped += r.deleted_keys_reaped;
+    sum.tombstones_reaped += r.tombstones_reaped;
     sum.phantom_elements += r.phantom_elements;
     sum.final_read_failures += r.final_read_failures;
     sum.acks_mismatched += r.acks_mismatched;
@@ -158,11 +168,15 @@ int main(int argc, char** argv) {
   fmt::print(
       "[figure] {}: {} schedules ({} nodes, {} simulated min of faults each, then healed){}: "
       "{} acknowledged adds, {} lost; {} keys with differing replicas; {} hints left; "
-      "{} resurrections ({} deleted keys checked); {} failing; simulated {:.1f} h in {:.1f} s "
+      "{} resurrections ({} deleted keys checked, {} of them reaped from every primary); "
+      "{} acknowledged register puts lost; "
+      "{} tombstones reaped (grace {}); {} failing; simulated {:.1f} h in {:.1f} s "
       "wall ({:.2f} schedules/s on {} threads)\n",
       name, seeds, nodes_desc, minutes_desc, lww ? " in lww mode" : "", sum.adds_acked,
       sum.adds_lost, sum.replicas_differing, sum.hints_left, sum.resurrections,
-      sum.deleted_keys_checked, failing, sim_ms / 3.6e6, wall_s, seeds / wall_s, n_threads);
+      sum.deleted_keys_checked, sum.deleted_keys_reaped, sum.puts_lost, sum.tombstones_reaped,
+      tombstone_grace_s ? fmt::format("{} s", tombstone_grace_s) : std::string("off"), failing,
+      sim_ms / 3.6e6, wall_s, seeds / wall_s, n_threads);
   fmt::print(
       "[figure] {}: {} faults injected; {} client ops ({} failed or unanswered), {} adds tried, "
       "{} deletes acknowledged; {} messages delivered; converged {:.0f} s (median) / {:.0f} s "

@@ -83,6 +83,7 @@ class Schedule {
     r_.nodes = o.nodes;
     r_.minutes = o.minutes;
     r_.lww = o.lww;
+    r_.tombstone_grace_s = o.tombstone_grace_s;
   }
 
   ScheduleResult Run() {
@@ -111,6 +112,7 @@ class Schedule {
     base.gossip_interval_ms = 1000;
     base.aae.enabled = true;
     base.aae.interval_ms = 2000;
+    base.tombstones.grace_ms = o_.tombstone_grace_s * 1000;
     base_net_.min_delay_us = 100;
     base_net_.max_delay_us = 2000;
     base_net_.tail_probability = 0.01;  // a few messages overtake or lag far behind
@@ -142,6 +144,10 @@ class Schedule {
     }
     r_.converge_ms = (world_->now_us() - quiet_start) / 1000;
     Check();
+    r_.tombstones_reaped = tombstones_reaped_before_crashes_;
+    for (int i = 1; i <= world_->size(); ++i) {
+      if (world_->node(i).up()) r_.tombstones_reaped += world_->node(i).node()->reaper().stats().erased;
+    }
     r_.messages = world_->messages_delivered();
     r_.simulated_ms = (world_->now_us() - start_us_) / 1000;
   }
@@ -254,8 +260,19 @@ class Schedule {
     bool closing = since_start_ms % o_.register_window_ms >= o_.register_window_ms * 2 / 3;
     std::string key =
         fmt::format("reg-{}-{}", window, client_rng_() % static_cast<uint64_t>(o_.register_keys));
+    // Now and then a key of a window long closed (deleted, maybe reaped) is
+    // written again: its new writes must not lose to the old history.
+    bool reborn = false;
+    if (window >= 2 && client_rng_() % 25 == 0) {
+      std::string old = fmt::format("reg-{}-{}", client_rng_() % (window - 1),
+                                    client_rng_() % static_cast<uint64_t>(o_.register_keys));
+      if (registers_.contains(old)) {
+        key = old;
+        reborn = true;
+      }
+    }
     if (registers_.try_emplace(key).second) register_keys_.push_back(key);
-    if (!closing && client_rng_() % 10 < 6) {
+    if (reborn || (!closing && client_rng_() % 10 < 6)) {
       PutRequest put;
       put.key = key;
       put.value = fmt::format("r{}", next_element_++);
@@ -373,6 +390,16 @@ class Schedule {
       return fmt::format("AaeSegmentReply p{} {} {} entries", a->partition, a->status.ToString(),
                          a->entries.size());
     }
+    if (auto* rc = std::get_if<ReapCheck>(&body)) {
+      for (const auto& ko : rc->entries) {
+        if (ko.key == k) return fmt::format("ReapCheck ({} keys) {}", rc->entries.size(), obj(ko.object));
+      }
+    }
+    if (auto* rp = std::get_if<Reap>(&body)) {
+      for (const auto& ko : rp->entries) {
+        if (ko.key == k) return fmt::format("Reap ({} keys) {}", rp->entries.size(), obj(ko.object));
+      }
+    }
     if (auto* ob = std::get_if<HandoffBatch>(&body)) {
       for (const auto& ko : ob->objects) {
         if (ko.key == k) return fmt::format("HandoffBatch {}", obj(ko.object));
@@ -455,6 +482,7 @@ class Schedule {
           --r_.faults;
           break;
         }
+        tombstones_reaped_before_crashes_ += world_->node(victim).node()->reaper().stats().erased;
         world_->node(victim).Crash();
         Trace(fmt::format("crash n{} for {} ms", victim, duration_us / 1000));
         Later(duration_us, [this, victim] { world_->node(victim).Restart(); });
@@ -539,8 +567,11 @@ class Schedule {
 
   bool PrimariesAgree(const std::string& key, std::string* why) {
     auto copies = Copies(key);
+    // Deleted either way: a tombstone waiting for the reaper, or reaped.
+    auto gone = [](const std::optional<DvvSet>& o) { return !o || o->IsDeleted(); };
     for (size_t i = 1; i < copies.size(); ++i) {
       if (copies[i].second == copies[0].second) continue;
+      if (gone(copies[i].second) && gone(copies[0].second)) continue;
       if (why) {
         auto show = [](const std::optional<DvvSet>& o) {
           return o ? Brief(o->ToString()) : "(none)";
@@ -678,6 +709,11 @@ class Schedule {
       });
       if (covers_all) {
         ++r_.deleted_keys_checked;
+        bool reaped = true;
+        for (const auto& [where, object] : views) {
+          if (where != "an r=3 read" && object) reaped = false;
+        }
+        r_.deleted_keys_reaped += reaped;
         for (const auto& [where, object] : views) {
           if (object && !object->LiveSiblings().empty()) {
             resurrected = true;
@@ -688,6 +724,28 @@ class Schedule {
       }
     }
     if (resurrected) ++r_.resurrections;
+    // 3. An acknowledged put after which no delete was issued is never lost
+    //    (deletes issued before it read before it existed; blind puts only
+    //    add siblings). Keys written again after their delete test that a
+    //    reaped history does not swallow new writes (dot reuse).
+    size_t after = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      if (ops[i].del) after = i + 1;
+    }
+    for (size_t i = after; i < ops.size(); ++i) {
+      const RegisterOp& p = ops[i];
+      if (p.del || !p.acked || !p.dot) continue;
+      for (const auto& [where, object] : views) {
+        if (object && object->FindSibling(*p.dot) != nullptr &&
+            !object->FindSibling(*p.dot)->tombstone) {
+          continue;
+        }
+        ++r_.puts_lost;
+        Problem(fmt::format("{}: acknowledged put {} with dot {} is missing on {}: {}", key,
+                            p.value, p.dot->ToString(), where,
+                            object ? Brief(object->ToString()) : std::string("(none)")));
+      }
+    }
   }
 
   // ---- reporting ------------------------------------------------------------
@@ -717,6 +775,7 @@ class Schedule {
   uint64_t next_element_ = 1;
   uint64_t final_reads_ = 0;
   uint64_t next_client_trace_ = 1;
+  uint64_t tombstones_reaped_before_crashes_ = 0;
   std::vector<std::string> set_keys_;
   std::vector<std::string> register_keys_;
   std::map<std::string, std::set<uint64_t>> acked_;
@@ -741,8 +800,11 @@ ScheduleResult RunSchedule(ScheduleOptions options) {
 }
 
 std::string ReplayCommand(const ScheduleResult& r) {
-  return fmt::format("build/ringkv-sim --seed {} --minutes {} --nodes {}{} --trace", r.seed,
-                     r.minutes, r.nodes, r.lww ? " --lww" : "");
+  return fmt::format("build/ringkv-sim --seed {} --minutes {} --nodes {}{}{} --trace", r.seed,
+                     r.minutes, r.nodes, r.lww ? " --lww" : "",
+                     r.tombstone_grace_s == ScheduleOptions().tombstone_grace_s
+                         ? std::string()
+                         : fmt::format(" --tombstone-grace-s {}", r.tombstone_grace_s));
 }
 
 }  // namespace ringkv::sim

@@ -12,7 +12,14 @@
 //    elements of every live sibling, adds a fresh integer and writes the
 //    union back with the read's context. Every acknowledged add must be in
 //    an r=n=3 read and in the copy every primary stores.
-//  - replicas differing: every primary of every key holds the same DvvSet.
+//  - replicas differing: every primary of every key holds the same DvvSet,
+//    where a tombstone-only object and no object count as the same: both
+//    read as deleted, and which one a primary has depends only on whether
+//    the tombstone reaper (node/tombstone_reaper.h) got to it yet (a primary
+//    that missed a Reap keeps the tombstone until a later pass).
+//  - reaping: nodes reap tombstones after a short grace (30 simulated
+//    seconds by default), so keys deleted early are reaped while faults go
+//    on; the checks above hold for them too (a reaped key reads as deleted).
 //  - hints left: no node keeps a hint.
 //  - resurrections: the register workload does blind puts and deletes with
 //    the context of a read, on a few keys at a time (new keys every
@@ -21,6 +28,10 @@
 //    context covers; and a key whose last operation is an acknowledged
 //    delete covering every put made to it must read as not found on every
 //    primary and through an r=3 read.
+//  - lost puts: a register put acknowledged with no delete issued after it
+//    must be a live sibling on every primary and in an r=3 read. Now and
+//    then a client writes again a key of a window long closed (deleted and
+//    maybe reaped): a new write must not lose to the reaped history.
 //  - answers: a put's answer names the dot its write got and carries the
 //    object as written; the sibling with that dot must hold what the client
 //    wrote (else the answer was another request's).
@@ -51,6 +62,7 @@ struct ScheduleOptions {
   uint64_t register_window_ms = 15'000;
   int set_clients = 6;
   int register_clients = 3;
+  uint64_t tombstone_grace_s = 30;  // nodes' --tombstone-grace (0: never reap)
   bool trace = false;     // keep a line per fault and per client write
   std::string watch_key;  // with trace: also every message about this key
 };
@@ -68,9 +80,13 @@ struct ScheduleResult {
   uint64_t puts_acked = 0;        // register workload
   uint64_t deletes_acked = 0;
   uint64_t deleted_keys_checked = 0;  // keys that must read as not found
+  uint64_t deleted_keys_reaped = 0;   // of those, gone from every primary at the end
+  uint64_t tombstones_reaped = 0;     // tombstones erased, all nodes (compare-and-delete)
+  uint64_t tombstone_grace_s = 0;
   uint64_t replicas_differing = 0;    // keys whose primaries hold different objects
   uint64_t hints_left = 0;
   uint64_t resurrections = 0;        // keys where a deleted write came back
+  uint64_t puts_lost = 0;            // acked register puts missing (no delete after them)
   uint64_t final_read_failures = 0;  // r=3 reads that failed after healing
   uint64_t acks_mismatched = 0;      // a put acknowledged with another write's object
   std::string exception;             // the run threw (codec failure, ...)
@@ -88,7 +104,8 @@ struct ScheduleResult {
 
   bool ok() const {
     return adds_lost == 0 && phantom_elements == 0 && replicas_differing == 0 && hints_left == 0 &&
-           resurrections == 0 && final_read_failures == 0 && acks_mismatched == 0 &&
+           resurrections == 0 && puts_lost == 0 && final_read_failures == 0 &&
+           acks_mismatched == 0 &&
            exception.empty();
   }
 };

@@ -20,6 +20,11 @@ DvvSet SampleObject() {
   return DvvSet::Update(o, {}, "n3", "", true, 1002);
 }
 
+DvvSet SampleTombstone() {
+  DvvSet o = DvvSet::Update({}, {}, "n1", "milk", false, 1000);
+  return DvvSet::Update(o, o.clock(), "n2", "", true, 1001);
+}
+
 std::vector<Body> AllBodies() {
   Quorum q{3, 2, 2, 1, 1, 500, Mode::kSloppy, true};
   MemberState m{"n1", "127.0.0.1:7101", 3, 99, MemberStatus::kLeaving, std::string("\x0f\x01", 2)};
@@ -41,6 +46,11 @@ std::vector<Body> AllBodies() {
       AaeHashesReply{Status::OK(), 7, 2, {1, 2}, std::string(64, 'h')},
       AaeSegmentRequest{7, {9, 10}},
       AaeSegmentReply{Status::OK(), 7, {{9, "k", std::string(32, 'd')}}},
+      ReapCheck{{{"a", SampleTombstone()}, {"b", SampleTombstone()}}},
+      ReapCheckReply{Status::OK(), {ReapVerdict::kOk, ReapVerdict::kOkHolding,
+                                    ReapVerdict::kNewer, ReapVerdict::kBusy}},
+      Reap{{{"a", SampleTombstone()}}},
+      ReapAck{Status::OK(), 3},
   };
 }
 
