@@ -21,6 +21,9 @@
 #   RINGKV_MODE        strict | sloppy                (default: the node's)
 #   RINGKV_TIMEOUT_MS  default request timeout        (default 2000)
 #   RINGKV_SYNC        1/true: fsync every write (--sync)
+#   RINGKV_RESP_LISTEN also serve Redis-protocol clients here (--resp-listen),
+#                      e.g. 0.0.0.0:6379; empty: off (default)
+#   RINGKV_RESP_LWW    1/true: those connections start in lww mode (--resp-lww)
 #   RINGKV_GOSSIP_INTERVAL_MS  one gossip round      (default: the node's, 1000)
 #   RINGKV_PHI_THRESHOLD       phi at which a peer is down (default: the node's, 8)
 #   RINGKV_AAE_INTERVAL_MS     one anti-entropy exchange per interval
@@ -70,6 +73,8 @@ fi
 [ -n "${RINGKV_AAE_INTERVAL_MS:-}" ] && args+=(--aae-interval-ms "$RINGKV_AAE_INTERVAL_MS")
 [ -n "${RINGKV_AAE_MAX_KEYS_PER_SEC:-}" ] && args+=(--aae-max-keys-per-sec "$RINGKV_AAE_MAX_KEYS_PER_SEC")
 case "${RINGKV_SYNC:-}" in 1 | true | yes) args+=(--sync) ;; esac
+[ -n "${RINGKV_RESP_LISTEN:-}" ] && args+=(--resp-listen "$RINGKV_RESP_LISTEN")
+case "${RINGKV_RESP_LWW:-}" in 1 | true | yes) args+=(--resp-lww) ;; esac
 if [ -n "${RINGKV_EXTRA_FLAGS:-}" ]; then
   read -r -a extra <<< "$RINGKV_EXTRA_FLAGS"
   args+=("${extra[@]}")

@@ -1,6 +1,7 @@
 // ringkv-node: one ringkv node process.
+#include <arpa/inet.h>
+
 #include <algorithm>
-#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -102,6 +103,17 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 10000000));
   bool no_aae = false;
   app.add_flag("--no-aae", no_aae, "Turn anti-entropy exchanges off (trees are still kept)");
+  uint64_t tombstone_grace_s = config.tombstones.grace_ms / 1000;
+  app.add_option("--tombstone-grace", tombstone_grace_s,
+                 "Seconds a deleted key's tombstone is kept; after that it is removed (reaped) "
+                 "once every member is up and confirms it holds nothing newer. 0: never reap, "
+                 "keep tombstones forever")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 86400));
+  app.add_option("--tombstone-reap-per-sec", config.tombstones.max_keys_per_sec,
+                 "Most deleted keys checked for reaping per second")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
   app.add_option("--gossip-interval-ms", config.gossip_interval_ms, "One gossip round")
       ->capture_default_str()
       ->check(CLI::Range(10, 60000));
@@ -124,6 +136,17 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-value-bytes", config.max_value_bytes, "Largest value accepted")
       ->capture_default_str();
+  std::string resp_listen;
+  bool resp_lww = false;
+  app.add_option("--resp-listen", resp_listen,
+                 "Also serve Redis-protocol (RESP2) clients on HOST:PORT (e.g. "
+                 "127.0.0.1:6379): GET, SET, DEL, MGET, EXISTS, PING, INFO, ... through the "
+                 "same coordinator, with the node's n/r/w (see README, \"Redis protocol\"). "
+                 "Default: off");
+  app.add_flag("--resp-lww", resp_lww,
+               "Redis-protocol connections start in last-writer-wins mode (as after CLIENT SETNAME "
+               "lww): GET answers the newest sibling, SET keeps only the newest. For tools that "
+               "cannot send CLIENT SETNAME, such as redis-benchmark");
   app.add_flag("--sync", sync, "fsync every write before acknowledging it (default: rely on replication)");
   CLI11_PARSE(app, argc, argv);
 
@@ -141,6 +164,29 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "ringkv-node: --listen: {}\n", s.message());
     return 2;
   }
+
+  if (!resp_listen.empty()) {
+    s = ParseHostPort(resp_listen, &ropts.resp_host, &ropts.resp_port);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: --resp-listen: {}\n", s.message());
+      return 2;
+    }
+    in_addr a4;
+    in6_addr a6;
+    if (inet_pton(AF_INET, ropts.resp_host.c_str(), &a4) != 1 &&
+        inet_pton(AF_INET6, ropts.resp_host.c_str(), &a6) != 1) {
+      fmt::print(stderr, "ringkv-node: --resp-listen: '{}' is not an IP address (e.g. 0.0.0.0)\n",
+                 ropts.resp_host);
+      return 2;
+    }
+  } else if (resp_lww) {
+    fmt::print(stderr, "ringkv-node: --resp-lww needs --resp-listen\n");
+    return 2;
+  }
+  ropts.resp.lww = resp_lww;
+  // Arguments up to the value limit are read; longer ones are skipped
+  // unbuffered and answered with an error.
+  ropts.resp.limits.max_bulk_bytes = std::max(config.max_value_bytes, kMaxKeyBytes);
 
   std::string advertise = advertise_flag.empty() ? listen : advertise_flag;
   {
@@ -198,6 +244,7 @@ int main(int argc, char** argv) {
   }
   config.ring_size = ring_size;
   config.aae.enabled = !no_aae;
+  config.tombstones.grace_ms = tombstone_grace_s * 1000;
   // Big rings get smaller trees so every owned partition's tree fits in memory.
   if (ring_size > 128) config.aae.tree.depth = 2;
   config.random_seed = std::hash<std::string>{}(config.id) ^
@@ -255,6 +302,10 @@ int main(int argc, char** argv) {
                : config.seeds.empty() ? std::string("founding a new cluster")
                                       : fmt::format("joining through {} seed(s)", config.seeds.size()),
                ring_size, config.n, config.r, config.w, fmt::format("gossip every {} ms", config.gossip_interval_ms), data_dir);
+    if (ropts.resp_port != 0) {
+      fmt::print(stderr, "ringkv-node {}: Redis protocol on {}{}\n", config.id, resp_listen,
+                 resp_lww ? " (connections start in lww mode)" : "");
+    }
     runtime.Run();
     runtime.SetNode(nullptr);
     node_ptr = nullptr;

@@ -49,7 +49,13 @@ struct Conn {
   bool connected = false;
   bool closing = false;
   bool close_after_flush = false;
+  std::string close_reason = "closed after error";  // logged when close_after_flush closes it
+  bool reading = false;
   FrameReader reader{kDefaultMaxFrameBytes};
+  // Redis-protocol clients only: the adapter, and whether a call into it is
+  // on the stack (the node may answer from inside OnMessage).
+  std::unique_ptr<RespSession> resp;
+  bool resp_busy = false;
   std::string out;       // buffered, written at the end of the loop turn
   size_t in_flight = 0;  // bytes handed to uv_write, not yet completed
   // Outgoing: request ids sent on this connection recently; if it breaks,
@@ -91,6 +97,8 @@ struct Runtime::Impl {
   RuntimeOptions options;
   uv_loop_t loop;
   uv_tcp_t listener;
+  uv_tcp_t resp_listener;
+  RespStats resp_stats;
   uv_prepare_t flusher;
   uv_async_t wakeup;
   uv_signal_t sigterm, sigint;
@@ -135,7 +143,7 @@ struct Runtime::Impl {
                         if (status < 0) {
                           c->impl->CloseConn(c, uv_strerror(status));
                         } else if (c->close_after_flush && c->in_flight == 0 && c->out.empty()) {
-                          c->impl->CloseConn(c, "closed after error");
+                          c->impl->CloseConn(c, c->close_reason);
                         }
                       });
     if (rc < 0) {
@@ -150,7 +158,9 @@ struct Runtime::Impl {
     c->closing = true;
     dirty.erase(c);
     conns.erase(c->id);
-    if (!c->outgoing && why != "closed by peer" && why != "node shutting down") {
+    if (c->resp) --resp_stats.connections_open;
+    if (!c->outgoing && why != "closed by peer" && why != "node shutting down" &&
+        why != "client quit") {
       fmt::print(stderr, "runtime: closed incoming connection {}: {}\n", c->id, why);
     }
     if (c->outgoing) {
@@ -203,6 +213,7 @@ struct Runtime::Impl {
   }
 
   void StartReading(Conn* c) {
+    c->reading = true;
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&c->tcp),
         [](uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -216,9 +227,96 @@ struct Runtime::Impl {
             return;
           }
           if (nread == 0) return;
+          if (c->resp) {
+            c->resp->Feed(std::string_view(buf->base, static_cast<size_t>(nread)));
+            c->impl->ServeResp(c);
+            return;
+          }
           c->reader.Append(std::string_view(buf->base, static_cast<size_t>(nread)));
           c->impl->ProcessFrames(c);
         });
+  }
+
+  // Hands a Redis-protocol connection's requests to the node, queues its
+  // reply bytes, and pauses reading while its command queue is full.
+  void ServeResp(Conn* c) {
+    if (c->resp_busy) return;  // the call further up the stack finishes the work
+    c->resp_busy = true;
+    // Answers the node gives at once (errors, info) may start new requests
+    // (DEL's delete after its read): loop until none are left.
+    for (auto reqs = c->resp->TakeRequests(); !reqs.empty() && !c->closing;
+         reqs = c->resp->TakeRequests()) {
+      for (Envelope& env : reqs) {
+        if (owner->node_ == nullptr || c->closing) break;
+        owner->node_->OnMessage(c->id, std::move(env));
+      }
+    }
+    c->resp_busy = false;
+    if (c->closing) return;
+    std::string bytes = c->resp->TakeOutput();
+    if (!bytes.empty()) {
+      c->out += bytes;
+      MarkDirty(c);
+    }
+    if (c->resp->finished()) {
+      c->close_after_flush = true;
+      c->close_reason = c->resp->protocol_error() ? "Redis protocol error" : "client quit";
+      if (c->out.empty() && c->in_flight == 0) {
+        CloseConn(c, c->close_reason);
+      } else if (c->reading) {
+        uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+        c->reading = false;
+      }
+      return;
+    }
+    bool want = !c->resp->full();
+    if (want && !c->reading) {
+      StartReading(c);
+    } else if (!want && c->reading) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+      c->reading = false;
+    }
+  }
+
+  // Binds and listens; new connections are Redis-protocol ones when resp.
+  Status Bind(uv_tcp_t* listener, const std::string& host, uint16_t port, bool resp) {
+    struct sockaddr_storage addr {};
+    if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
+        uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
+      return Status::InvalidArgument(fmt::format("cannot listen{} on '{}': not an IP address",
+                                                 resp ? " for Redis clients" : "", host));
+    }
+    int rc = uv_tcp_bind(listener, reinterpret_cast<sockaddr*>(&addr), 0);
+    if (rc == 0) {
+      auto on_connection = [](uv_stream_t* server, int status) {
+        auto* impl = static_cast<Impl*>(server->data);
+        if (status < 0) return;
+        impl->Accept(server, server == reinterpret_cast<uv_stream_t*>(&impl->resp_listener));
+      };
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener), 512, on_connection);
+    }
+    if (rc < 0) {
+      return Status::IOError(fmt::format("cannot listen{} on {}:{}: {}",
+                                         resp ? " for Redis clients" : "", host, port,
+                                         uv_strerror(rc)));
+    }
+    return Status::OK();
+  }
+
+  void Accept(uv_stream_t* server, bool resp) {
+    Conn* c = NewConn();
+    if (resp) {
+      c->resp = std::make_unique<RespSession>(options.resp, &resp_stats);
+      ++resp_stats.connections_accepted;
+      ++resp_stats.connections_open;
+    }
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+      CloseConn(c, "accept failed");
+      return;
+    }
+    c->connected = true;
+    uv_tcp_nodelay(&c->tcp, 1);
+    StartReading(c);
   }
 
   void ReplyError(Conn* c, uint64_t request_id, Status status) {
@@ -335,6 +433,8 @@ Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   uv_signal_start(&impl_->sigint, on_signal, SIGINT);
   uv_tcp_init(&impl_->loop, &impl_->listener);
   impl_->listener.data = impl_.get();
+  uv_tcp_init(&impl_->loop, &impl_->resp_listener);
+  impl_->resp_listener.data = impl_.get();
 }
 
 Runtime::~Runtime() {
@@ -348,33 +448,10 @@ void Runtime::SetPeerAddress(const NodeId& id, const std::string& host_port) {
 }
 
 Status Runtime::Listen() {
-  struct sockaddr_storage addr {};
-  const std::string& host = impl_->options.listen_host;
-  uint16_t port = impl_->options.listen_port;
-  if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
-      uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
-    return Status::InvalidArgument(fmt::format("cannot listen on '{}': not an IP address", host));
-  }
-  int rc = uv_tcp_bind(&impl_->listener, reinterpret_cast<sockaddr*>(&addr), 0);
-  if (rc == 0) {
-    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&impl_->listener), 512,
-                   [](uv_stream_t* server, int status) {
-                     auto* impl = static_cast<Impl*>(server->data);
-                     if (status < 0) return;
-                     Conn* c = impl->NewConn();
-                     if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-                       impl->CloseConn(c, "accept failed");
-                       return;
-                     }
-                     c->connected = true;
-                     uv_tcp_nodelay(&c->tcp, 1);
-                     impl->StartReading(c);
-                   });
-  }
-  if (rc < 0) {
-    return Status::IOError(fmt::format("cannot listen on {}:{}: {}", host, port, uv_strerror(rc)));
-  }
-  return Status::OK();
+  const RuntimeOptions& o = impl_->options;
+  Status s = impl_->Bind(&impl_->listener, o.listen_host, o.listen_port, false);
+  if (s.ok() && o.resp_port != 0) s = impl_->Bind(&impl_->resp_listener, o.resp_host, o.resp_port, true);
+  return s;
 }
 
 void Runtime::Run() { uv_run(&impl_->loop, UV_RUN_DEFAULT); }
@@ -386,6 +463,7 @@ void Runtime::Stop() {
   impl->Flush();
   auto noop = [](uv_handle_t*) {};
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->listener), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->resp_listener), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->flusher), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->wakeup), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigterm), noop);
@@ -404,6 +482,8 @@ void Runtime::Stop() {
   }
   impl->posted.clear();
 }
+
+const RespStats& Runtime::resp_stats() const { return impl_->resp_stats; }
 
 std::string Runtime::ConnectionsJson() const {
   std::string out = "{";
@@ -476,6 +556,11 @@ void Runtime::Send(const NodeId& to, Envelope env) {
 void Runtime::Reply(ClientId client, Envelope env) {
   auto it = impl_->conns.find(client);
   if (it == impl_->conns.end()) return;  // client went away
+  if (Conn* c = it->second; c->resp) {
+    c->resp->OnReply(env);
+    impl_->ServeResp(c);
+    return;
+  }
   AppendFrame(env, &it->second->out);
   impl_->MarkDirty(it->second);
 }

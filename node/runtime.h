@@ -3,9 +3,12 @@
 // One loop thread owns everything (as Redis does): it accepts client and peer
 // connections, splits frames, verifies and decodes them, hands envelopes to
 // the Node, and writes what the Node emits. Output is buffered per connection
-// and written once per loop turn. Each peer has one outgoing connection used
-// for every message to it; replies from a peer arrive on the peer's own
-// outgoing connection, so every message is one-way and carries a request id.
+// and written once per loop turn. Connections to the optional Redis-protocol
+// listener carry a RespSession, which turns their commands into the same
+// client envelopes and the Node's replies back into RESP. Each peer has one
+// outgoing connection used for every message to it; replies from a peer
+// arrive on the peer's own outgoing connection, so every message is one-way
+// and carries a request id.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +19,7 @@
 
 #include "core/env.h"
 #include "node/node.h"
+#include "node/resp_session.h"
 
 namespace ringkv {
 
@@ -28,6 +32,11 @@ struct RuntimeOptions {
   // Data to a peer unacknowledged this long aborts the connection
   // (TCP_USER_TIMEOUT); the next message reconnects.
   uint64_t peer_timeout_ms = 5000;
+  // A second listener for Redis-protocol clients (node/resp_session.h):
+  // their commands become the same requests as native clients'. Port 0: off.
+  std::string resp_host;
+  uint16_t resp_port = 0;
+  RespOptions resp;
 };
 
 class Runtime final : public Transport, public Clock {
@@ -46,8 +55,9 @@ class Runtime final : public Transport, public Clock {
 
   // JSON: per peer, the state of the outgoing connection and its counters.
   std::string ConnectionsJson() const;
+  const RespStats& resp_stats() const;
 
-  // Binds the listening socket (so callers can report a clear error).
+  // Binds the listening sockets (so callers can report a clear error).
   Status Listen();
   // Runs until SIGTERM/SIGINT or Stop(). Returns when every handle closed.
   void Run();

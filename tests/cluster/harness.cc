@@ -97,11 +97,15 @@ CliResult RunProgram(const std::vector<std::string>& argv, const std::string& in
   return r;
 }
 
-Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap)
+Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp)
     : node_flags_(std::move(node_flags)), bootstrap_(bootstrap) {
   char tmpl[] = "/tmp/ringkv-cluster-XXXXXX";
   dir_ = mkdtemp(tmpl);
-  ports_ = FreePorts(nodes);
+  ports_ = FreePorts(resp ? 2 * nodes : nodes);  // one call: all distinct
+  if (resp) {
+    resp_ports_.assign(ports_.begin() + nodes, ports_.end());
+    ports_.resize(nodes);
+  }
   for (int i = 1; i <= nodes; ++i) {
     pids_[i] = 0;
   }
@@ -182,6 +186,9 @@ void Cluster::Start(int i) {
   } else if (i != 1) {
     argv.insert(argv.end(), {"--join", Address(1)});
   }
+  if (!resp_ports_.empty()) {
+    argv.insert(argv.end(), {"--resp-listen", "127.0.0.1:" + std::to_string(RespPort(i))});
+  }
   argv.insert(argv.end(), node_flags_.begin(), node_flags_.end());
   pids_[i] = Spawn(argv, "/dev/null", LogPath(i), LogPath(i));
   if (!WaitReady(i)) {
@@ -205,7 +212,9 @@ bool Cluster::WaitReady(int i) {
 
 int Cluster::AddNode() {
   if (bootstrap_ != Bootstrap::kJoin) throw std::runtime_error("AddNode needs a --join cluster");
-  ports_.push_back(FreePorts(1)[0]);
+  std::vector<uint16_t> fresh = FreePorts(2);
+  ports_.push_back(fresh[0]);
+  if (!resp_ports_.empty()) resp_ports_.push_back(fresh[1]);
   int i = size();
   pids_[i] = 0;
   Start(i);

@@ -35,14 +35,16 @@ class Cluster {
     kJoin,   // n1 founds the cluster, the others --join n1
   };
   // Starts `nodes` nodes n1..nN. node_flags are appended to every node's
-  // command line.
+  // command line. With resp, every node also serves the Redis protocol
+  // (--resp-listen) on a port of its own, RespPort(i).
   explicit Cluster(int nodes, std::vector<std::string> node_flags = {},
-                   Bootstrap bootstrap = Bootstrap::kPeers);
+                   Bootstrap bootstrap = Bootstrap::kPeers, bool resp = false);
   ~Cluster();
 
   int size() const { return static_cast<int>(ports_.size()); }
   std::string Id(int i) const { return "n" + std::to_string(i); }
   std::string Address(int i) const;  // 1-based
+  uint16_t RespPort(int i) const { return resp_ports_.at(i - 1); }  // needs resp
   std::string DataDir(int i) const;
   std::string LogPath(int i) const;
   std::string LogTail(int i, size_t bytes = 4000) const;
@@ -70,6 +72,7 @@ class Cluster {
 
   std::string dir_;
   std::vector<uint16_t> ports_;
+  std::vector<uint16_t> resp_ports_;  // empty unless resp
   std::vector<std::string> node_flags_;
   Bootstrap bootstrap_;
   std::map<int, pid_t> pids_;

@@ -1,0 +1,165 @@
+// RespSession: one Redis-protocol (RESP2) client connection, translated into
+// the node's own client requests.
+//
+// The runtime feeds it the bytes a client sends and the node's answers; it
+// hands back request envelopes for the node (GetRequest, PutRequest,
+// InfoRequest, with request ids of its own) and the reply bytes for the
+// client. It does no I/O, so tests drive it with crafted bytes and replies.
+//
+// Promises:
+//  - Replies go out in command order, whatever order the node answers in
+//    (pipelined commands run concurrently; a queue holds finished replies
+//    behind unfinished ones).
+//  - At most max_pending commands are queued, and about max_pending node
+//    requests in flight (plus one command's keys, at most max_keys); past
+//    that the session parses nothing more (full() tells the runtime to stop
+//    reading) until replies drain, so a pipelining client cannot make the
+//    node buffer or fan out without bound.
+//  - Requests use the node's default n/r/w and mode.
+//
+// Commands and what they mean on a Dynamo store (README, "Redis protocol"):
+//  GET k          the value; nil if missing or deleted. A key with siblings is
+//                 an error, "-CONFLICT key 'k' has 2 siblings; ...", unless the
+//                 connection is in last-writer-wins mode, where GET returns the
+//                 sibling with the newest timestamp (nil if that is a delete).
+//  SET k v        a blind write (no causal context): concurrent with whatever
+//                 the key holds, so it adds a sibling to it. In lww mode it is
+//                 an lww write, which keeps only the newest sibling.
+//  DEL k...       reads each key, then deletes it with the context it read (a
+//                 blind delete would leave the values it did not see); answers
+//                 how many keys existed (had a value GET would not give as nil).
+//  MGET k...      the GETs of each key, in order; if one fails (conflict,
+//                 quorum), the whole command answers that key's error.
+//  EXISTS k...    how many of the keys exist (repeats count again, as in Redis).
+//  PING [msg], ECHO msg, SELECT 0, QUIT, INFO [section], COMMAND ...,
+//  CONFIG GET save|appendonly (what redis-benchmark asks), CLIENT SETNAME |
+//  GETNAME | SETINFO, RINGKV LWW [ON|OFF].
+//  The mode: CLIENT SETNAME lww or RINGKV LWW ON turn lww on for the
+//  connection; any other name or RINGKV LWW OFF turn it off.
+// Node errors map to "-UNAVAILABLE <message>" (quorum not met), "-TIMEOUT
+// <message>", and "-ERR <message>" (bad input, too large).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/message.h"
+#include "node/resp.h"
+
+namespace ringkv {
+
+// Counters shared by every RESP connection of a node (shown by INFO).
+struct RespStats {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_open = 0;
+  uint64_t commands = 0;
+  uint64_t error_replies = 0;    // commands answered with an error of any kind
+  uint64_t conflicts = 0;        // GET/MGET refused because a key has siblings
+  uint64_t protocol_errors = 0;  // connections closed for malformed input
+};
+
+struct RespOptions {
+  RespLimits limits;
+  bool lww = false;           // the mode a new connection starts in
+  size_t max_pending = 1024;  // queued commands (and node requests) per connection
+  size_t max_keys = 10000;    // keys of one MGET, DEL or EXISTS
+};
+
+class RespSession {
+ public:
+  RespSession(RespOptions options, RespStats* stats);
+
+  // Bytes from the client.
+  void Feed(std::string_view data);
+  // The node's answer (Reply or InfoReply) to one of this session's
+  // requests; answers to unknown request ids are ignored.
+  void OnReply(const Envelope& env);
+
+  // Requests for the node, oldest first.
+  std::vector<Envelope> TakeRequests();
+  // Reply bytes to send, in command order.
+  std::string TakeOutput();
+
+  // The client is to be disconnected once the output is written (QUIT, or a
+  // protocol error); no more commands are read.
+  bool finished() const { return stop_reading_ && queue_.empty(); }
+  // Too many commands queued: stop reading until this is false again.
+  bool full() const {
+    return queue_.size() >= options_.max_pending || in_flight_.size() >= options_.max_pending;
+  }
+  // Why the session finished: a protocol error (logged), or QUIT.
+  bool protocol_error() const { return protocol_error_; }
+  bool lww() const { return lww_; }
+  size_t queued() const { return queue_.size(); }
+
+ private:
+  enum class Op { kGet, kMget, kSet, kDel, kExists, kInfo };
+  // One key of a command (or one info topic), and what became of it.
+  struct Part {
+    explicit Part(std::string k) : key(std::move(k)) {}
+    std::string key;
+    bool done = false;
+    bool deleting = false;  // DEL: the read is done, the delete is in flight
+    bool exists = false;    // GET-like: not nil
+    std::string value;      // GET-like: the value; kInfo: the JSON document
+    std::string error;      // non-empty: the error reply for this part
+  };
+  struct Pending {
+    uint64_t seq = 0;
+    Op op = Op::kGet;
+    bool lww = false;
+    std::vector<Part> parts;
+    size_t waiting = 0;  // parts not done
+    bool done = false;
+    std::string reply;  // encoded, once done
+  };
+
+  // Parses and dispatches buffered commands while the queue has room.
+  void Pump();
+  void Dispatch(RespCommand cmd);
+  // Queues a reply that is known at once.
+  void Immediate(std::string reply);
+  void ImmediateError(std::string_view message);
+  // Queues a command that waits for the node, one request per part (a SET's
+  // value is moved out of args).
+  void StartKeyed(Op op, std::vector<std::string>& args, size_t first_key);
+  void StartInfo();
+  void Send(uint64_t seq, size_t part, Body body);
+
+  void OnPartReply(Pending& p, size_t index, const Envelope& env);
+  void OnGetReply(Pending& p, Part& part, const Reply& reply);
+  void FinishPart(Pending& p, Part& part);
+  std::string EncodeReply(const Pending& p);
+  std::string InfoText(const Pending& p) const;
+  // Moves finished replies at the head of the queue to the output.
+  void Flush();
+
+  void Command(const std::vector<std::string>& args);
+  void Client(const std::vector<std::string>& args);
+  void Config(const std::vector<std::string>& args);
+  void Ringkv(const std::vector<std::string>& args);
+
+  RespOptions options_;
+  RespStats* stats_;
+  RespParser parser_;
+  bool lww_;
+  std::string name_;  // CLIENT SETNAME
+  bool stop_reading_ = false;
+  bool protocol_error_ = false;
+  uint64_t next_seq_ = 1;
+  uint64_t next_request_id_ = 1;
+  std::deque<Pending> queue_;                                  // consecutive seqs, oldest first
+  std::map<uint64_t, std::pair<uint64_t, size_t>> in_flight_;  // request id -> (seq, part)
+  std::vector<Envelope> requests_;
+  std::string output_;
+};
+
+// "UNAVAILABLE <message>", "TIMEOUT <message>", "ERR <message>": the error
+// reply (without the leading '-') for a failed node request.
+std::string RespErrorFor(const Status& status);
+
+}  // namespace ringkv
