@@ -620,7 +620,8 @@ void Node::FinishReadRepair(uint64_t op_id) {
     if (obj) merged = DvvSet::Sync(merged, *obj);
   }
   if (merged.empty()) return;
-  if (op->q.lww) merged = DvvSet::CollapseLww(merged);
+  // An lww read answers with the newest sibling only, but repairs with the
+  // full merge: a read must not resolve a conflict for every other client.
   for (const auto& [node, obj] : op->replies) {
     if (obj && *obj == merged) continue;
     int i = op->replicas.Find(node);

@@ -236,6 +236,36 @@ TEST_CASE("coordinator: concurrent blind writes at different replicas merge into
   CHECK(LiveValues(*Get(w, 2, "cart", r3).object) == std::vector<std::string>{"eggs,milk"});
 }
 
+TEST_CASE("coordinator: an lww read answers with the newest sibling and repairs with all of them") {
+  World w(18, 5, Base());
+  auto p = Primaries(w, "cart");
+  Quorum w1;
+  w1.w = 1;
+  std::optional<Envelope> a, b;
+  w.Request(IndexOf(w, p[0]), PutRequest{"cart", "milk", false, "", w1, false},
+            [&](Envelope e) { a = std::move(e); });
+  w.Request(IndexOf(w, p[1]), PutRequest{"cart", "eggs", false, "", w1, false},
+            [&](Envelope e) { b = std::move(e); });
+  w.RunUntilIdle();
+  REQUIRE(AsReply(a).status.ok());
+  REQUIRE(AsReply(b).status.ok());
+  // p[2] misses both, so the read repairs it.
+  w.node(IndexOf(w, p[2])).store().Erase("cart");
+  Quorum lww;
+  lww.r = 3;
+  lww.lww = true;
+  Reply g = Get(w, NonReplica(w, "cart"), "cart", lww);
+  REQUIRE(g.status.ok());
+  CHECK(g.object->LiveSiblings().size() == 1);
+  w.RunUntilIdle();
+  // Nobody else's conflict was resolved by that read.
+  for (const NodeId& id : p) {
+    DvvSet held;
+    REQUIRE(Holds(w, id, "cart", &held));
+    CHECK(LiveValues(held) == std::vector<std::string>{"eggs", "milk"});
+  }
+}
+
 TEST_CASE("coordinator: pr and pw count primaries only and say so") {
   World w(9, 5, Base());
   auto p = Primaries(w, "k");
