@@ -247,7 +247,8 @@ void AntiEntropy::OnSegmentsReply(const NodeId& from, uint64_t id, const AaeSegm
   for (const std::string& key : exchange_->tree_exchange->DifferingKeys()) {
     exchange_->to_repair.push_back(key);
   }
-  if (exchange_->to_repair.empty()) Finish(true);
+  if (exchange_->to_repair.empty()) return Finish(true);
+  RepairSome(static_cast<size_t>(std::max(0.0, repair_budget_)));  // start now, not next tick
 }
 
 void AntiEntropy::RepairSome(size_t budget) {
@@ -292,7 +293,9 @@ void AntiEntropy::OnReadReply(const NodeId& from, uint64_t id, const ReplicaRead
       }
     }
   }
-  if (exchange_->to_repair.empty() && exchange_->reads.empty()) Finish(true);
+  if (exchange_->to_repair.empty() && exchange_->reads.empty()) return Finish(true);
+  // Keep up to kMaxRepairReadsInFlight reads going while the budget allows.
+  RepairSome(static_cast<size_t>(std::max(0.0, repair_budget_)));
 }
 
 void AntiEntropy::OnSendFailed(const NodeId& to, uint64_t id) {
@@ -318,11 +321,13 @@ void AntiEntropy::Finish(bool ok) {
   last.ok = ok;
   // While there is repair work, go on at once instead of waiting an interval;
   // an exchange that hit its cap continues with the same partition.
-  if (ok && (exchange_->repaired > 0 || es.truncated())) {
+  bool go_on = ok && (exchange_->repaired > 0 || es.truncated());
+  if (go_on) {
     last_exchange_start_us_ = 0;
     if (es.truncated()) retry_partition_ = exchange_->partition;
   }
   exchange_.reset();
+  if (go_on && running_ && config_.enabled) MaybeStartExchange();
 }
 
 size_t AntiEntropy::trees_ready() const {
