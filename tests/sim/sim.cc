@@ -217,6 +217,16 @@ ClientId World::Request(int i, Body body, std::function<void(Envelope)> done) {
   return client;
 }
 
+uint64_t World::HintsQueued() {
+  uint64_t n = 0;
+  for (auto& node : nodes_) {
+    std::map<NodeId, HintSummary> summary;
+    node->store().SummarizeHints(&summary);
+    for (const auto& [target, s] : summary) n += s.count;
+  }
+  return n;
+}
+
 bool World::Step(uint64_t deadline_us) {
   if (events_.empty() || events_.top().at > deadline_us) return false;
   // Moving the callback out leaves `at` and `seq`, all the heap compares.

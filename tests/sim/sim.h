@@ -113,6 +113,8 @@ class World {
   SimNode* ByName(const NodeId& id);
   int size() const { return static_cast<int>(nodes_.size()); }
   const Ring& ring() const { return ring_; }
+  // Hints queued on every node's store, summed.
+  uint64_t HintsQueued();
 
   // Blocks messages from -> to (one way) until healed. Cuts count: a link
   // cut twice needs two Uncuts (overlapping faults heal independently).

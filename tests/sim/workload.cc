@@ -166,7 +166,7 @@ class Schedule {
   }
 
   bool Converged() {
-    if (pending_ops_ > 0 || HintsQueued() > 0) return false;
+    if (pending_ops_ > 0 || world_->HintsQueued() > 0) return false;
     for (const auto& key : AllKeys()) {
       if (!PrimariesAgree(key, nullptr)) return false;
     }
@@ -584,16 +584,6 @@ class Schedule {
     return true;
   }
 
-  uint64_t HintsQueued() {
-    uint64_t n = 0;
-    for (int i = 1; i <= world_->size(); ++i) {
-      std::map<NodeId, HintSummary> summary;
-      world_->node(i).store().SummarizeHints(&summary);
-      for (const auto& [target, s] : summary) n += s.count;
-    }
-    return n;
-  }
-
   // An r=3 read of key after healing (nullopt: the read failed).
   std::optional<Reply> FinalRead(const std::string& key) {
     Quorum q;
@@ -614,7 +604,7 @@ class Schedule {
   }
 
   void Check() {
-    r_.hints_left = HintsQueued();
+    r_.hints_left = world_->HintsQueued();
     if (r_.hints_left > 0) {
       for (int i = 1; i <= world_->size(); ++i) {
         std::map<NodeId, HintSummary> summary;

@@ -44,16 +44,6 @@ bool Holds(World& w, const NodeId& id, const std::string& key) {
   return w.ByName(id)->store().Get(key, &obj).ok();
 }
 
-uint64_t HintsQueued(World& w) {
-  uint64_t n = 0;
-  for (int i = 1; i <= w.size(); ++i) {
-    std::map<NodeId, HintSummary> s;
-    w.node(i).store().SummarizeHints(&s);
-    for (auto& [t, sum] : s) n += sum.count;
-  }
-  return n;
-}
-
 int Outsider(World& w, const std::string& key) {
   auto p = Primaries(w, key);
   for (int i = 1; i <= w.size(); ++i) {
@@ -76,7 +66,7 @@ TEST_CASE("sloppy: with two primaries down a sloppy w=2 write succeeds and a str
   CHECK_MESSAGE(sloppy.status.ok(), sloppy.status.ToString());
   w.RunFor(100);
   // The fallbacks hold the write as hints, not as their own objects.
-  CHECK(HintsQueued(w) >= 1);
+  CHECK(w.HintsQueued() >= 1);
   for (int i = 1; i <= 5; ++i) {
     if (std::count(p.begin(), p.end(), w.node(i).id()) == 0) CHECK(!Holds(w, w.node(i).id(), "k"));
   }
@@ -99,18 +89,18 @@ TEST_CASE("sloppy: hints drain to primaries when they return, also after the hol
     REQUIRE(Put(w, via, keys[k], "v", Mode::kSloppy).status.ok());
   }
   w.RunFor(200);
-  uint64_t queued = HintsQueued(w);
+  uint64_t queued = w.HintsQueued();
   CHECK(queued > 0);
   // Every hint holder crashes and comes back: hints are durable.
   for (int i : {1, 3, 5}) {
     w.node(i).Crash();
     w.node(i).Restart();
   }
-  CHECK(HintsQueued(w) == queued);
+  CHECK(w.HintsQueued() == queued);
   w.node(2).Restart();
   w.node(4).Restart();
   w.RunFor(30000);
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   for (const auto& key : keys) {
     for (const auto& id : Primaries(w, key)) CHECK_MESSAGE(Holds(w, id, key), key << " on " << id);
   }
@@ -124,10 +114,10 @@ TEST_CASE("sloppy: in a 3-node cluster the coordinator keeps the hint for a down
     REQUIRE(Put(w, k % 2 == 0 ? 1 : 3, "k" + std::to_string(k), "v", Mode::kSloppy).status.ok());
   }
   w.RunFor(100);
-  CHECK(HintsQueued(w) == 100);
+  CHECK(w.HintsQueued() == 100);
   w.node(2).Restart();
   w.RunFor(30000);
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   for (int k = 0; k < 100; ++k) CHECK(Holds(w, "n2", "k" + std::to_string(k)));
 }
 
@@ -159,12 +149,12 @@ TEST_CASE("sloppy: random crash and restart schedules: hints drain and every key
         if (Put(w, via, key, "v" + std::to_string(step), Mode::kSloppy).status.ok()) acked.insert(key);
       }
       w.RunFor(rng() % 50);
-      peak_hints = std::max(peak_hints, HintsQueued(w));
+      peak_hints = std::max(peak_hints, w.HintsQueued());
     }
     for (int i : down) w.node(i).Restart();
     w.RunFor(60000);
     INFO("seed " << 1000 + seed);
-    CHECK(HintsQueued(w) == 0);
+    CHECK(w.HintsQueued() == 0);
     for (const auto& key : acked) {
       for (const auto& id : Primaries(w, key)) CHECK_MESSAGE(Holds(w, id, key), key << " on " << id);
     }

@@ -93,16 +93,6 @@ uint64_t Erased(World& w) {
   return n;
 }
 
-uint64_t HintsQueued(World& w) {
-  uint64_t n = 0;
-  for (int i = 1; i <= w.size(); ++i) {
-    std::map<NodeId, HintSummary> s;
-    w.node(i).store().SummarizeHints(&s);
-    for (auto& [t, sum] : s) n += sum.count;
-  }
-  return n;
-}
-
 // Runs until no node holds any of keys (or limit_ms); the time it took.
 uint64_t RunUntilReaped(World& w, const std::vector<std::string>& keys, uint64_t limit_ms) {
   uint64_t start = w.now_us();
@@ -156,7 +146,7 @@ TEST_CASE("tombstones: reaped from every node after the grace period, not before
   uint64_t took = RunUntilReaped(w, keys, 60'000);
   CHECK(HoldersOfAny(w, keys) == 0);
   CHECK(Erased(w) == keys.size() * 3);  // each primary's copy, once
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   CheckAllNotFound(w, keys);
   uint64_t checks = 0, aborted = 0;
   for (int i = 1; i <= w.size(); ++i) {
@@ -187,7 +177,7 @@ TEST_CASE("tombstones: nothing is reaped while a node is down; everything once i
     Reply d = Delete(w, 1 + static_cast<int>(k % 2) * 3, keys[k]);  // via n1 or n4
     REQUIRE_MESSAGE(d.status.ok(), d.status.ToString());
   }
-  uint64_t hinted = HintsQueued(w);
+  uint64_t hinted = w.HintsQueued();
   w.RunFor(3 * kGraceMs);
   CHECK(Erased(w) == 0);
   uint64_t skipped = 0;
@@ -204,7 +194,7 @@ TEST_CASE("tombstones: nothing is reaped while a node is down; everything once i
   w.node(3).Restart();
   uint64_t took = RunUntilReaped(w, keys, 120'000);
   CHECK(HoldersOfAny(w, keys) == 0);
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   CheckAllNotFound(w, keys);
   REPORT("tombstones: with n3 down for " << 3 * kGraceMs / 1000 << " s, 0 of " << keys.size()
                                          << " deleted keys reaped (" << skipped
@@ -258,7 +248,7 @@ TEST_CASE("tombstones: an older version in a fallback's hint never brings a reap
   w.Uncut(w.node(f).id(), p[2]);
   uint64_t took = RunUntilReaped(w, {key}, 90'000);
   CHECK(Holders(w, key) == 0);
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   CheckAllNotFound(w, {key});
   // 5. The old version arrives again, late, as a replayed hint at F and as a
   //    replica write at a primary (a message delayed past the reap): the
@@ -272,7 +262,7 @@ TEST_CASE("tombstones: an older version in a fallback's hint never brings a reap
   }
   uint64_t again = RunUntilReaped(w, {key}, 90'000);
   CHECK(Holders(w, key) == 0);
-  CHECK(HintsQueued(w) == 0);
+  CHECK(w.HintsQueued() == 0);
   CheckAllNotFound(w, {key});
   REPORT("tombstones: a fallback's hint of the deleted value blocked reaping until it was "
          "delivered (as a tombstone); reaped " << took << " ms after the link healed; a late "
