@@ -81,6 +81,17 @@ int ReadAll(Cluster& c, int i, const std::map<std::string, std::string>& expecte
   return good;
 }
 
+// Waits until node 1 sees n2..n<nodes> up.
+void WaitAllUp(Cluster& c, int nodes) {
+  WaitFor([&] {
+    json s = Status(c, 1);
+    for (int i = 2; i <= nodes; ++i) {
+      if (StateOf(s, "n" + std::to_string(i)) != "up") return false;
+    }
+    return true;
+  }, 60, "all up");
+}
+
 void Load(Cluster& c, int via, int from, int to, std::map<std::string, std::string>* written) {
   auto client = c.Connect(via);
   for (int k = from; k < to; ++k) {
@@ -172,10 +183,7 @@ TEST_CASE("membership: two nodes join while a writer writes; nothing is lost and
 
 TEST_CASE("membership: a leaving node exits with status 0") {
   Cluster c(4, kFastGossip, Cluster::Bootstrap::kJoin);
-  WaitFor([&] {
-    json s = Status(c, 1);
-    return StateOf(s, "n2") == "up" && StateOf(s, "n3") == "up" && StateOf(s, "n4") == "up";
-  }, 60, "all up");
+  WaitAllUp(c, 4);
   std::map<std::string, std::string> written;
   Load(c, 1, 0, 1000, &written);
   auto leave = c.Cli(1, {"admin", "leave", "n4"});
@@ -204,10 +212,7 @@ TEST_CASE("membership: a killed node is marked down by every survivor; sloppy wr
 
 TEST_CASE("membership: removing a dead node makes the survivors rebuild its replicas") {
   Cluster c(4, kFastGossip, Cluster::Bootstrap::kJoin);
-  WaitFor([&] {
-    json s = Status(c, 1);
-    return StateOf(s, "n2") == "up" && StateOf(s, "n3") == "up" && StateOf(s, "n4") == "up";
-  }, 60, "all up");
+  WaitAllUp(c, 4);
   std::map<std::string, std::string> written;
   Load(c, 1, 0, 2000, &written);
   c.Kill(4);
