@@ -1,9 +1,14 @@
 // LevelDB implementation of Store. Key spaces by first byte: 'o' objects
-// (see ObjectStoreKey), 'm' node metadata.
+// (see ObjectStoreKey), 'm' node metadata, 'h' hints. Writes are buffered in
+// one WriteBatch until Commit (once per loop turn: one log write, and with
+// --sync one fsync, for all the writes of the turn).
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
+
+#include <optional>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -66,10 +71,23 @@ class LevelDbStore final : public Store {
     write_options_.sync = sync;
   }
 
+  ~LevelDbStore() override {
+    Status s = Commit();
+    if (!s.ok()) fmt::print(stderr, "store: writes lost at close: {}\n", s.ToString());
+  }
+
+  Status Commit() override {
+    if (pending_.empty()) return Status::OK();
+    leveldb::Status s = db_->Write(write_options_, &batch_);
+    batch_.Clear();
+    pending_.clear();
+    return FromLevelDb(s);
+  }
+
   Status Get(std::string_view key, DvvSet* object) override {
     std::string bytes;
-    leveldb::Status s = db_->Get(read_options_, ObjectStoreKey(key), &bytes);
-    if (!s.ok()) return FromLevelDb(s);
+    Status s = Read(ObjectStoreKey(key), &bytes);
+    if (!s.ok()) return s;
     auto decoded = DecodeStoredObject(bytes);
     if (!decoded.ok()) return decoded.status();
     *object = std::move(decoded).value();
@@ -77,14 +95,13 @@ class LevelDbStore final : public Store {
   }
 
   Status Put(std::string_view key, const DvvSet& object) override {
-    return FromLevelDb(db_->Put(write_options_, ObjectStoreKey(key), EncodeStoredObject(key, object)));
+    return Buffer(ObjectStoreKey(key), EncodeStoredObject(key, object));
   }
 
-  Status Erase(std::string_view key) override {
-    return FromLevelDb(db_->Delete(write_options_, ObjectStoreKey(key)));
-  }
+  Status Erase(std::string_view key) override { return Buffer(ObjectStoreKey(key), std::nullopt); }
 
   Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override {
+    if (Status c = Commit(); !c.ok()) return c;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     std::string start = ObjectStoreKey("");
     start.resize(1);
@@ -106,6 +123,7 @@ class LevelDbStore final : public Store {
   }
 
   uint64_t CountObjects() override {
+    Commit();
     uint64_t n = 0;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     for (it->Seek("o"); it->Valid() && it->key()[0] == 'o'; it->Next()) ++n;
@@ -114,20 +132,21 @@ class LevelDbStore final : public Store {
 
   Status GetHint(const NodeId& target, std::string_view key, Hint* hint) override {
     std::string bytes;
-    leveldb::Status s = db_->Get(read_options_, HintKey(target, key), &bytes);
-    if (!s.ok()) return FromLevelDb(s);
+    Status s = Read(HintKey(target, key), &bytes);
+    if (!s.ok()) return s;
     return DecodeHint(bytes, hint);
   }
 
   Status PutHint(const NodeId& target, const Hint& hint) override {
-    return FromLevelDb(db_->Put(write_options_, HintKey(target, hint.key), EncodeHint(hint)));
+    return Buffer(HintKey(target, hint.key), EncodeHint(hint));
   }
 
   Status EraseHint(const NodeId& target, std::string_view key) override {
-    return FromLevelDb(db_->Delete(write_options_, HintKey(target, key)));
+    return Buffer(HintKey(target, key), std::nullopt);
   }
 
   Status ScanHints(const NodeId& target, const HintFn& fn) override {
+    if (Status c = Commit(); !c.ok()) return c;
     std::string prefix = HintPrefix(target);
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
@@ -141,6 +160,7 @@ class LevelDbStore final : public Store {
 
   Status SummarizeHints(std::map<NodeId, HintSummary>* out) override {
     out->clear();
+    if (Status c = Commit(); !c.ok()) return c;
     std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(read_options_));
     for (it->Seek("h"); it->Valid() && it->key().size() > 1 && it->key()[0] == 'h'; it->Next()) {
       leveldb::Slice k = it->key();
@@ -161,17 +181,51 @@ class LevelDbStore final : public Store {
   }
 
   Status PutMeta(std::string_view name, std::string_view value) override {
+    // Metadata is rare and must survive; it goes with the buffered writes,
+    // which may be what it describes (a partition's objects, say).
+    batch_.Put(MetaKey(name), leveldb::Slice(value.data(), value.size()));
     leveldb::WriteOptions sync_options;
-    sync_options.sync = true;  // metadata is rare and must survive
-    return FromLevelDb(db_->Put(sync_options, MetaKey(name), leveldb::Slice(value.data(), value.size())));
+    sync_options.sync = true;
+    leveldb::Status s = db_->Write(sync_options, &batch_);
+    batch_.Clear();
+    pending_.clear();
+    return FromLevelDb(s);
   }
 
  private:
+  // A read sees the writes buffered in this turn.
+  Status Read(const std::string& store_key, std::string* bytes) {
+    if (auto it = pending_.find(store_key); it != pending_.end()) {
+      if (!it->second) return Status::NotFound("");
+      *bytes = *it->second;
+      return Status::OK();
+    }
+    return FromLevelDb(db_->Get(read_options_, store_key, bytes));
+  }
+
+  // Adds a write (nullopt: a delete) to the batch. A batch that grows large
+  // within one turn (a handoff slice, say) is written at once.
+  Status Buffer(std::string store_key, std::optional<std::string> value) {
+    if (value) {
+      batch_.Put(store_key, *value);
+    } else {
+      batch_.Delete(store_key);
+    }
+    pending_[std::move(store_key)] = std::move(value);
+    if (batch_.ApproximateSize() >= kMaxBatchBytes) return Commit();
+    return Status::OK();
+  }
+
+  static constexpr size_t kMaxBatchBytes = 4 << 20;
+
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;  // outlives db_
   std::unique_ptr<leveldb::DB> db_;
   leveldb::ReadOptions read_options_;
   leveldb::WriteOptions write_options_;
+  leveldb::WriteBatch batch_;
+  // The batch's writes by store key, for reads in the same turn.
+  std::unordered_map<std::string, std::optional<std::string>> pending_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <chrono>
 #include <functional>
@@ -280,6 +281,16 @@ int main(int argc, char** argv) {
       fmt::print(stderr, "ringkv-node: {}\n", s.message());
       return 1;
     }
+    // The store buffers each loop turn's writes and commits them here, before
+    // any reply is sent. If that fails the node cannot tell which of the
+    // writes it applied are stored, so it stops rather than acknowledge them.
+    runtime.BeforeWrites([&store, &config] {
+      Status c = (*store)->Commit();
+      if (c.ok()) return;
+      fmt::print(stderr, "ringkv-node {}: fatal: cannot write to the store: {}; stopping so that no "
+                         "write it could not store is acknowledged\n", config.id, c.ToString());
+      std::_Exit(1);
+    });
     Node node(config, store->get(), &runtime, &runtime);
     node_ptr = &node;
     runtime.SetNode(&node);

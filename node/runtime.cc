@@ -121,6 +121,7 @@ struct Runtime::Impl {
   }
 
   void Flush() {
+    if (owner->before_writes_) owner->before_writes_();
     auto todo = std::move(dirty);
     dirty.clear();
     for (Conn* c : todo) FlushConn(c);

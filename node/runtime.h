@@ -52,6 +52,10 @@ class Runtime final : public Transport, public Clock {
   // Called when a peer becomes reachable or unreachable.
   void OnReachability(std::function<void(const NodeId&, bool)> fn) { reachability_ = std::move(fn); }
   void SetNode(Node* node) { node_ = node; }
+  // Called once per loop turn before anything is written to a socket (the
+  // node's store commits its buffered writes there, so no reply or ack
+  // leaves before the write it acknowledges is stored).
+  void BeforeWrites(std::function<void()> fn) { before_writes_ = std::move(fn); }
 
   // JSON: per peer, the state of the outgoing connection and its counters.
   std::string ConnectionsJson() const;
@@ -80,6 +84,7 @@ class Runtime final : public Transport, public Clock {
   Node* node_ = nullptr;
   std::function<void(const NodeId&, bool)> reachability_;
   std::function<std::string(const NodeId&)> resolver_;
+  std::function<void()> before_writes_;
 };
 
 // Splits "host:port"; InvalidArgument with a clear message otherwise.

@@ -44,7 +44,7 @@ class Store {
 
   // NotFound if the store has no object for key.
   virtual Status Get(std::string_view key, DvvSet* object) = 0;
-  // Replaces the stored object. Durable on return when the store syncs.
+  // Replaces the stored object (durable once committed, see Commit).
   virtual Status Put(std::string_view key, const DvvSet& object) = 0;
   virtual Status Erase(std::string_view key) = 0;
   // Visits, in (hash, key) order, every object whose KeyHash is in
@@ -52,6 +52,14 @@ class Store {
   virtual Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) = 0;
   // Number of objects (may be approximate for large stores).
   virtual uint64_t CountObjects() = 0;
+
+  // A store may buffer the writes (Put, Erase, PutHint, EraseHint) made since
+  // the last Commit and write them together; Get and GetHint see them, and
+  // every other call commits first. The runtime commits once per loop turn
+  // before it writes anything to a socket, so a write is in the store (and
+  // its log) before any message that acknowledges it leaves the node. An
+  // error means the buffered writes may be lost: the node must stop.
+  virtual Status Commit() { return Status::OK(); }
 
   // NotFound if the metadata entry is absent.
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
@@ -98,7 +106,7 @@ class MemoryStore final : public Store {
 };
 
 struct LevelDbOptions {
-  bool sync = false;              // fsync every write before acknowledging it
+  bool sync = false;              // fsync every commit before acknowledging its writes
   size_t cache_bytes = 32 << 20;  // block cache
   size_t write_buffer_bytes = 16 << 20;
 };
