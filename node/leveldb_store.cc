@@ -14,6 +14,7 @@
 
 #include "core/codec.h"
 #include "core/hash.h"
+#include "node/object_cache.h"
 #include "node/store.h"
 
 namespace ringkv {
@@ -66,8 +67,10 @@ Status FromLevelDb(const leveldb::Status& s) {
 class LevelDbStore final : public Store {
  public:
   LevelDbStore(std::unique_ptr<leveldb::DB> db, std::unique_ptr<leveldb::Cache> cache,
-               std::unique_ptr<const leveldb::FilterPolicy> filter, bool sync)
-      : cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)) {
+               std::unique_ptr<const leveldb::FilterPolicy> filter, bool sync,
+               size_t object_cache_bytes)
+      : cache_(std::move(cache)), filter_(std::move(filter)), db_(std::move(db)),
+        objects_(object_cache_bytes) {
     write_options_.sync = sync;
   }
 
@@ -85,20 +88,29 @@ class LevelDbStore final : public Store {
   }
 
   Status Get(std::string_view key, DvvSet* object) override {
+    if (const DvvSet* cached = objects_.Find(key)) {
+      *object = *cached;
+      return Status::OK();
+    }
     std::string bytes;
     Status s = Read(ObjectStoreKey(key), &bytes);
     if (!s.ok()) return s;
     auto decoded = DecodeStoredObject(bytes);
     if (!decoded.ok()) return decoded.status();
     *object = std::move(decoded).value();
+    objects_.Put(key, *object);
     return Status::OK();
   }
 
   Status Put(std::string_view key, const DvvSet& object) override {
+    objects_.Put(key, object);
     return Buffer(ObjectStoreKey(key), EncodeStoredObject(key, object));
   }
 
-  Status Erase(std::string_view key) override { return Buffer(ObjectStoreKey(key), std::nullopt); }
+  Status Erase(std::string_view key) override {
+    objects_.Erase(key);
+    return Buffer(ObjectStoreKey(key), std::nullopt);
+  }
 
   Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override {
     if (Status c = Commit(); !c.ok()) return c;
@@ -223,6 +235,8 @@ class LevelDbStore final : public Store {
   std::unique_ptr<leveldb::DB> db_;
   leveldb::ReadOptions read_options_;
   leveldb::WriteOptions write_options_;
+  // Always exact: every Put and Erase of an object updates it.
+  ObjectCache objects_;
   leveldb::WriteBatch batch_;
   // The batch's writes by store key, for reads in the same turn.
   std::unordered_map<std::string, std::optional<std::string>> pending_;
@@ -246,7 +260,7 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
   if (!s.ok()) return Status::IOError(fmt::format("cannot open data dir {}: {}", dir, s.ToString()));
   return std::unique_ptr<Store>(
       new LevelDbStore(std::unique_ptr<leveldb::DB>(raw), std::move(cache), std::move(filter),
-                       options.sync));
+                       options.sync, options.object_cache_bytes));
 }
 
 }  // namespace ringkv

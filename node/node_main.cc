@@ -62,6 +62,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> peers;
   uint32_t ring_size = 64;
   bool sync = false;
+  size_t object_cache_mb = 32;
   std::string mode = "sloppy";
   app.add_option("--id", config.id,
                  "This node's id, unique in the cluster (e.g. n1): 1-64 letters, digits, '.', '_' or '-'")
@@ -149,6 +150,11 @@ int main(int argc, char** argv) {
                "lww): GET answers the newest sibling, SET keeps only the newest. For tools that "
                "cannot send CLIENT SETNAME, such as redis-benchmark");
   app.add_flag("--sync", sync, "fsync every write before acknowledging it (default: rely on replication)");
+  app.add_option("--object-cache-mb", object_cache_mb,
+                 "Memory for decoded objects of recently used keys, in MiB, on top of LevelDB's "
+                 "block cache (every put reads its key first, so hot keys are read from here). "
+                 "0: off. Default: 32")
+      ->check(CLI::Range(0, 1 << 20));
   CLI11_PARSE(app, argc, argv);
 
   if (config.r > config.n || config.w > config.n) {
@@ -259,6 +265,7 @@ int main(int argc, char** argv) {
   }
   LevelDbOptions lopts;
   lopts.sync = sync;
+  lopts.object_cache_bytes = object_cache_mb << 20;
   auto store = OpenLevelDbStore(data_dir, lopts);
   if (!store.ok()) {
     fmt::print(stderr, "ringkv-node: {}\n", store.status().message());

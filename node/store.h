@@ -109,6 +109,8 @@ struct LevelDbOptions {
   bool sync = false;              // fsync every commit before acknowledging its writes
   size_t cache_bytes = 32 << 20;  // block cache
   size_t write_buffer_bytes = 16 << 20;
+  // Decoded objects of recently used keys (node/object_cache.h); 0: none.
+  size_t object_cache_bytes = 32 << 20;
 };
 
 // Opens (creating if needed) a LevelDB store in dir.

@@ -1,6 +1,7 @@
 // The Store contract, checked on both implementations, and what the LevelDB
 // store adds: writes buffered until Commit, seen by reads meanwhile, and
-// on disk after Commit (or close).
+// on disk after Commit (or close); a cache of decoded objects that is never
+// stale.
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,7 +9,10 @@
 #include <atomic>
 #include <filesystem>
 
+#include <fmt/format.h>
+
 #include "core/hash.h"
+#include "node/object_cache.h"
 #include "node/store.h"
 
 using namespace ringkv;
@@ -139,4 +143,68 @@ TEST_CASE("store: metadata is written with the buffered writes before it") {
   // Written after the metadata and never committed: lost, as the runtime's
   // commit-before-reply rule expects (nothing acknowledged it).
   CHECK(Value(*store, "buffered") == "<absent>");
+}
+
+TEST_CASE("object cache: least recently used out, within the budget") {
+  DvvSet small = Object(std::string(100, 'x'));
+  size_t charge = ObjectCache::Charge("key:000000000000", small);
+  ObjectCache cache(charge * 10);
+  for (int i = 0; i < 10; ++i) cache.Put(fmt::format("key:{:012}", i), small);
+  CHECK(cache.entries() == 10);
+  CHECK(cache.Find("key:000000000000") != nullptr);  // now the most recent
+  cache.Put("key:000000000010", small);             // evicts key 1, the least recent
+  CHECK(cache.entries() == 10);
+  CHECK(cache.bytes() <= charge * 10);
+  CHECK(cache.Find("key:000000000001") == nullptr);
+  CHECK(cache.Find("key:000000000000") != nullptr);
+
+  // Replacing keeps one entry with the new object; erasing removes it.
+  DvvSet other = Object("other");
+  cache.Put("key:000000000000", other);
+  REQUIRE(cache.Find("key:000000000000") != nullptr);
+  CHECK(*cache.Find("key:000000000000") == other);
+  cache.Erase("key:000000000000");
+  CHECK(cache.Find("key:000000000000") == nullptr);
+
+  // Too big to cache: not cached, and an older copy goes.
+  cache.Put("key:000000000005", Object(std::string(charge * 2, 'y')));
+  CHECK(cache.Find("key:000000000005") == nullptr);
+}
+
+TEST_CASE("store: the LevelDB store's object cache never serves a stale object") {
+  TempDir dir;
+  LevelDbOptions options;
+  options.object_cache_bytes = 4096;  // a few objects: most reads miss
+  auto opened = OpenLevelDbStore(dir.path.string(), options);
+  REQUIRE(opened.ok());
+  Store& store = **opened;
+  std::map<std::string, std::string> model;
+  uint64_t rng = 7;
+  for (int i = 0; i < 3000; ++i) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    std::string key = fmt::format("k{}", (rng >> 33) % 40);
+    switch ((rng >> 20) % 4) {
+      case 0:
+        REQUIRE(store.Erase(key).ok());
+        model.erase(key);
+        break;
+      case 1:
+      case 2: {
+        std::string value = fmt::format("v{}", i);
+        REQUIRE(store.Put(key, Object(value)).ok());
+        model[key] = value;
+        break;
+      }
+      default: {
+        auto it = model.find(key);
+        REQUIRE(Value(store, key) == (it == model.end() ? "<absent>" : it->second));
+      }
+    }
+    if (i % 97 == 0) REQUIRE(store.Commit().ok());
+  }
+  for (int k = 0; k < 40; ++k) {
+    std::string key = fmt::format("k{}", k);
+    auto it = model.find(key);
+    CHECK(Value(store, key) == (it == model.end() ? "<absent>" : it->second));
+  }
 }
