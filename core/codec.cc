@@ -586,15 +586,23 @@ Result<Body> DecodeBody(const w::Envelope* env) {
 
 }  // namespace
 
-std::string EncodeEnvelope(const Envelope& env) {
-  fb::FlatBufferBuilder b(256 + (std::holds_alternative<PutRequest>(env.body)
-                                     ? std::get<PutRequest>(env.body).value.size()
-                                     : 0));
+namespace {
+
+void BuildEnvelope(fb::FlatBufferBuilder& b, const Envelope& env) {
   auto [type, body] = std::visit(BodyEncoder{b}, env.body);
   auto from = env.from.empty() ? fb::Offset<fb::String>() : b.CreateString(env.from);
   auto cluster = env.cluster.empty() ? fb::Offset<fb::String>() : b.CreateString(env.cluster);
   auto root = w::CreateEnvelope(b, env.request_id, from, cluster, type, body);
   w::FinishEnvelopeBuffer(b, root);
+}
+
+}  // namespace
+
+std::string EncodeEnvelope(const Envelope& env) {
+  fb::FlatBufferBuilder b(256 + (std::holds_alternative<PutRequest>(env.body)
+                                     ? std::get<PutRequest>(env.body).value.size()
+                                     : 0));
+  BuildEnvelope(b, env);
   return std::string(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
 }
 
@@ -619,12 +627,18 @@ Result<Envelope> DecodeEnvelope(std::string_view raw) {
 }
 
 void AppendFrame(const Envelope& env, std::string* out) {
-  std::string bytes = EncodeEnvelope(env);
-  uint32_t len = static_cast<uint32_t>(bytes.size());
+  // Built in a builder kept per thread (its buffer is reused, not allocated
+  // per message) and copied once, straight into the output.
+  thread_local fb::FlatBufferBuilder b(1024);
+  b.Clear();
+  BuildEnvelope(b, env);
+  uint32_t len = b.GetSize();
   char prefix[4] = {static_cast<char>(len & 0xff), static_cast<char>((len >> 8) & 0xff),
                     static_cast<char>((len >> 16) & 0xff), static_cast<char>((len >> 24) & 0xff)};
   out->append(prefix, 4);
-  out->append(bytes);
+  out->append(reinterpret_cast<const char*>(b.GetBufferPointer()), len);
+  // A builder that grew for one large message does not keep the memory.
+  if (len > (1u << 20)) b.Reset();
 }
 
 int FrameReader::Next(std::string* frame) {
