@@ -170,6 +170,7 @@ Status Node::Start() {
   const MemberState& self = gossiper_.self();
   Status s = store_->PutMeta("incarnation", std::to_string(self.incarnation));
   if (!s.ok()) return s;
+  objects_ = store_->CountObjects();
   uint64_t first_id = FirstRequestId(self.incarnation);
   next_op_id_ = first_id;
   hints_.StartRequestIdsAt(first_id);
@@ -953,7 +954,9 @@ Status Node::AddHint(const NodeId& target, const std::string& key, const DvvSet&
 
 Status Node::WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now) {
   Status s = store_->Put(key, now);
-  if (s.ok()) aae_.OnWrite(key, old, &now);
+  if (!s.ok()) return s;
+  if (old == nullptr) ++objects_;
+  aae_.OnWrite(key, old, &now);
   return s;
 }
 
@@ -963,7 +966,9 @@ Status Node::EraseLocal(const std::string& key) {
   if (s.IsNotFound()) return Status::OK();
   if (!s.ok()) return s;
   s = store_->Erase(key);
-  if (s.ok()) aae_.OnWrite(key, &old, nullptr);
+  if (!s.ok()) return s;
+  --objects_;
+  aae_.OnWrite(key, &old, nullptr);
   return s;
 }
 
@@ -996,7 +1001,7 @@ std::string Node::StatusJson() const {
             {"defaults", {{"n", config_.n}, {"r", config_.r}, {"w", config_.w},
                           {"timeout_ms", config_.timeout_ms},
                           {"mode", config_.mode == Mode::kStrict ? "strict" : "sloppy"}}},
-            {"objects", store_->CountObjects()},
+            {"objects", objects_},
             {"pending_requests", pending_requests()},
             {"state", MemberStatusName(gossiper_.self().status)},
             {"handoff", json::parse(handoff_.Json())},
@@ -1075,7 +1080,7 @@ std::string Node::StatsJson() const {
             {"reap_keys_aborted", reaper_.stats().keys_aborted},
             {"reap_keys_deferred", reaper_.stats().keys_busy + reaper_.stats().keys_skipped},
             {"pending_requests", pending_requests()},
-            {"objects", store_->CountObjects()},
+            {"objects", objects_},
             {"get_latency", LatencyJson(s.get_latency_us)},
             {"put_latency", LatencyJson(s.put_latency_us)}};
   return j.dump();

@@ -128,6 +128,8 @@ class Node {
 
   const NodeConfig& config() const { return config_; }
   const NodeStats& stats() const { return stats_; }
+  // Objects in this node's store (kept as they are written and erased).
+  uint64_t objects() const { return objects_; }
   // JSON documents answered to InfoRequest topics.
   std::string StatusJson() const;
   std::string RingJson() const;
@@ -215,6 +217,9 @@ class Node {
   uint64_t left_at_us_ = 0;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
+  // Objects in the store, counted once at Start and kept by WriteLocal and
+  // EraseLocal (a full count is a scan of the store: too slow for status).
+  uint64_t objects_ = 0;
   uint64_t next_op_id_ = 1;
   uint64_t fallback_actors_ = 0;
   // Forwarded puts seen lately, by (forwarder, its request id), to ignore

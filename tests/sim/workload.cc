@@ -615,6 +615,15 @@ class Schedule {
         }
       }
     }
+    // The object count status reports is kept as writes happen; it must
+    // match a full count of the store.
+    for (int i = 1; i <= world_->size(); ++i) {
+      SimNode& n = world_->node(i);
+      if (n.up() && n.node()->objects() != n.store().CountObjects()) {
+        Problem(fmt::format("{} reports {} objects but stores {}", n.id(), n.node()->objects(),
+                            n.store().CountObjects()));
+      }
+    }
     // Replica agreement first: the final reads repair what they read.
     for (const auto& key : AllKeys()) {
       std::string why;
