@@ -164,6 +164,23 @@ struct Runtime::Impl {
 
   void FlushConn(Conn* c) {
     if (c->closing || c->out.empty() || !c->connected) return;
+    if (c->in_flight == 0) {
+      // Nothing queued in libuv: write now. Usually all of it goes (the
+      // socket buffer has room), and then there is no write request, no
+      // completion callback, and no epoll_ctl that libuv would make when
+      // the request completes. The buffer keeps its capacity.
+      uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+      int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);
+      if (n < 0 && n != UV_EAGAIN) {
+        CloseConn(c, uv_strerror(n));
+        return;
+      }
+      if (n > 0) c->out.erase(0, static_cast<size_t>(n));
+      if (c->out.empty()) {
+        if (c->close_after_flush) CloseConn(c, c->close_reason);
+        return;
+      }
+    }
     auto* w = new WriteReq;
     w->data = std::move(c->out);
     c->out.clear();
