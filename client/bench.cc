@@ -1,6 +1,8 @@
 #include "client/bench.h"
 
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -107,35 +109,61 @@ struct Worker {
   alignas(64) std::atomic<uint64_t> done{0};  // completed operations, for progress
 };
 
+// One connection's request window, driven by its thread's event loop
+// (RunThread): Fill() issues requests into free slots and writes them,
+// OnReadable() handles the replies that have arrived, CheckTimeout() gives up
+// on a connection that stopped answering.
 class WorkerLoop {
  public:
   WorkerLoop(Worker* w, Phase* phase)
       : w_(w), phase_(phase), o_(*phase->options), slots_(static_cast<size_t>(o_.pipeline)) {}
 
-  void Run() {
-    double cpu0 = ThreadCpuSeconds();
-    while (true) {
-      for (size_t i = 0; i < slots_.size() && more_; ++i) {
-        if (!slots_[i].busy) Issue(i);
+  // False once the phase has nothing more for this connection: no more
+  // operations to issue (or no connection to issue them on) and none in flight.
+  bool active() const { return outstanding_ > 0 || (more_ && (w_->client || reconnecting_)); }
+  // The connection's socket; -1 while there is none.
+  int fd() const { return w_->client ? w_->client->fd() : -1; }
+
+  void Fill() {
+    if (!w_->client) {
+      if (reconnecting_) Reconnect();
+      if (!w_->client) return;
+    }
+    for (size_t i = 0; i < slots_.size() && more_; ++i) {
+      if (!slots_[i].busy) Issue(i);
+    }
+    if (!batch_.empty()) {
+      Status s = w_->client->SendBytes(batch_);
+      batch_.clear();
+      if (!s.ok()) {
+        LoseConnection(s);
+        return;
       }
-      if (!batch_.empty()) {
-        Status s = w_->client ? w_->client->SendBytes(batch_) : Status::IOError("not connected");
-        batch_.clear();
-        if (!s.ok()) {
-          LoseConnection(s);
-          continue;
-        }
-      }
-      if (outstanding_ == 0) break;
-      auto env = w_->client->Receive();
+      last_heard_ = SteadyClock::now();
+    }
+    if (!active()) w_->finished = SteadyClock::now();
+  }
+
+  void OnReadable() {
+    while (w_->client) {
+      auto env = w_->client->TryReceive();
       if (!env.ok()) {
         LoseConnection(env.status());
-        continue;
+        return;
       }
-      OnReply(std::move(env).value());
+      if (!env->has_value()) break;
+      last_heard_ = SteadyClock::now();
+      OnReply(std::move(**env));
     }
-    w_->stats.client_cpu_s = ThreadCpuSeconds() - cpu0;
-    w_->finished = SteadyClock::now();
+    if (!active()) w_->finished = SteadyClock::now();
+  }
+
+  void CheckTimeout(SteadyClock::time_point now) {
+    if (outstanding_ == 0 || !w_->client) return;
+    if (now - last_heard_ < std::chrono::milliseconds(o_.timeout_ms)) return;
+    LoseConnection(Status::Timeout(
+        fmt::format("no answer from {} within {} ms", w_->address, o_.timeout_ms)));
+    if (!active()) w_->finished = SteadyClock::now();
   }
 
  private:
@@ -275,8 +303,9 @@ class WorkerLoop {
     Succeed(s);
   }
 
-  // Every operation in flight fails; then reconnect (for up to timeout_ms,
-  // or until the phase's deadline), or stop issuing if that fails.
+  // Every operation in flight fails; then the connection is remade (tried
+  // every 100 ms by Fill, for up to timeout_ms or until the phase's
+  // deadline), or the connection stops issuing if that fails.
   void LoseConnection(const Status& why) {
     const char* kind = why.code() == Status::Code::kTimeout   ? "client_timeout"
                        : why.code() == Status::Code::kIOError ? "connection"
@@ -287,19 +316,29 @@ class WorkerLoop {
     batch_.clear();
     w_->client.reset();
     if (!more_) return;
-    auto give_up = SteadyClock::now() + std::chrono::milliseconds(o_.timeout_ms);
-    if (phase_->use_deadline) give_up = std::min(give_up, phase_->deadline);
-    while (SteadyClock::now() < give_up) {
-      auto c = Client::Connect(w_->address, o_.timeout_ms);
-      if (c.ok()) {
-        w_->client = std::move(c).value();
-        ++w_->stats.reconnects;
-        return;
-      }
-      ++w_->stats.connect_failures;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    reconnecting_ = true;
+    give_up_ = SteadyClock::now() + std::chrono::milliseconds(o_.timeout_ms);
+    if (phase_->use_deadline) give_up_ = std::min(give_up_, phase_->deadline);
+    retry_at_ = SteadyClock::now();
+  }
+
+  void Reconnect() {
+    auto now = SteadyClock::now();
+    if (now < retry_at_) return;
+    if (now >= give_up_) {
+      reconnecting_ = false;
+      more_ = false;
+      return;
     }
-    more_ = false;
+    auto c = Client::Connect(w_->address, o_.timeout_ms);
+    if (c.ok()) {
+      w_->client = std::move(c).value();
+      ++w_->stats.reconnects;
+      reconnecting_ = false;
+      return;
+    }
+    ++w_->stats.connect_failures;
+    retry_at_ = now + std::chrono::milliseconds(100);
   }
 
   Worker* w_;
@@ -310,7 +349,54 @@ class WorkerLoop {
   uint64_t seq_ = 0;
   int outstanding_ = 0;
   bool more_ = true;
+  bool reconnecting_ = false;
+  SteadyClock::time_point give_up_, retry_at_;
+  SteadyClock::time_point last_heard_ = SteadyClock::now();  // last write or reply
 };
+
+// Drives a share of the connections with epoll until none is active. The
+// thread's CPU time is booked to its first connection.
+void RunThread(std::vector<Worker*> workers, Phase* phase) {
+  double cpu0 = ThreadCpuSeconds();
+  std::vector<std::unique_ptr<WorkerLoop>> loops;
+  for (Worker* w : workers) loops.push_back(std::make_unique<WorkerLoop>(w, phase));
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  std::vector<int> registered(loops.size(), -1);  // fd each loop is registered with
+  std::vector<epoll_event> events(loops.size());
+  auto last_check = SteadyClock::now();
+  for (;;) {
+    bool any = false;
+    for (size_t i = 0; i < loops.size(); ++i) {
+      WorkerLoop& l = *loops[i];
+      if (!l.active()) continue;
+      l.Fill();
+      if (!l.active()) continue;
+      any = true;
+      int fd = l.fd();
+      if (fd != registered[i]) {
+        // A new connection (the old fd left the set when it was closed).
+        if (fd >= 0) {
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = i;
+          epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+        }
+        registered[i] = fd;
+      }
+    }
+    if (!any) break;
+    // Short timeout: reconnects and client timeouts are checked between waits.
+    int n = epoll_wait(ep, events.data(), static_cast<int>(events.size()), 50);
+    for (int k = 0; k < n; ++k) loops[events[k].data.u64]->OnReadable();
+    auto now = SteadyClock::now();
+    if (now - last_check >= std::chrono::milliseconds(50)) {
+      for (auto& l : loops) l->CheckTimeout(now);
+      last_check = now;
+    }
+  }
+  close(ep);
+  if (!workers.empty()) workers.front()->stats.client_cpu_s = ThreadCpuSeconds() - cpu0;
+}
 
 void MergeInto(BenchPhaseResult* into, const BenchPhaseResult& from) {
   into->ops += from.ops;
@@ -333,15 +419,21 @@ BenchPhaseResult RunPhase(std::vector<std::unique_ptr<Worker>>& workers, Phase* 
   std::mutex mu;
   std::condition_variable cv;
   size_t finished = 0;
+  // Connection i goes to thread i % threads.
+  size_t nthreads = std::min(workers.size(), static_cast<size_t>(std::max(1, phase->options->threads)));
+  std::vector<std::vector<Worker*>> shares(nthreads);
+  for (size_t i = 0; i < workers.size(); ++i) {
+    workers[i]->stats = BenchPhaseResult();
+    workers[i]->done.store(0);
+    workers[i]->finished = SteadyClock::time_point();
+    shares[i % nthreads].push_back(workers[i].get());
+  }
   std::vector<std::thread> threads;
-  threads.reserve(workers.size());
-  for (auto& w : workers) {
-    w->stats = BenchPhaseResult();
-    w->done.store(0);
-    Worker* wp = w.get();
-    threads.emplace_back([wp, phase, &mu, &cv, &finished] {
+  threads.reserve(nthreads);
+  for (auto& share : shares) {
+    threads.emplace_back([share, phase, &mu, &cv, &finished] {
       phase->go.wait(false);
-      WorkerLoop(wp, phase).Run();
+      RunThread(share, phase);
       std::lock_guard<std::mutex> lock(mu);
       ++finished;
       cv.notify_all();
@@ -359,9 +451,9 @@ BenchPhaseResult RunPhase(std::vector<std::unique_ptr<Worker>>& workers, Phase* 
   auto last = start;
   {
     std::unique_lock<std::mutex> lock(mu);
-    while (finished < workers.size()) {
+    while (finished < threads.size()) {
       auto next = last + std::chrono::seconds(1);
-      if (cv.wait_until(lock, next, [&] { return finished == workers.size(); })) break;
+      if (cv.wait_until(lock, next, [&] { return finished == threads.size(); })) break;
       if (!progress) {
         last = next;
         continue;
@@ -516,6 +608,7 @@ Status ValidateBenchOptions(const BenchOptions& o) {
     }
   }
   if (o.clients < 1) return Status::InvalidArgument("--clients must be at least 1");
+  if (o.threads < 1) return Status::InvalidArgument("--threads must be at least 1");
   if (o.pipeline < 1 || o.pipeline > kMaxPipeline) {
     return Status::InvalidArgument(fmt::format("--pipeline must be 1..{}", kMaxPipeline));
   }
@@ -605,9 +698,10 @@ std::string FormatBenchReport(const BenchOptions& o, const BenchResult& result) 
   std::string hosts;
   for (const auto& h : o.hosts) hosts += (hosts.empty() ? "" : ",") + h;
   std::string out = fmt::format(
-      "ringkv bench: {} clients on {}, pipeline {}, {} keys ({}), {}-byte values, get:put {}:{}, "
+      "ringkv bench: {} clients ({} thread{}) on {}, pipeline {}, {} keys ({}), {}-byte values, get:put {}:{}, "
       "{} puts, {}\n",
-      o.clients, hosts, o.pipeline, o.keys,
+      o.clients, std::min(o.clients, o.threads), std::min(o.clients, o.threads) == 1 ? "" : "s", hosts,
+      o.pipeline, o.keys,
       o.distribution == KeyDistribution::kZipf ? fmt::format("zipf {}", o.zipf_exponent) : "uniform",
       o.value_size, o.get_weight, o.put_weight, o.rmw ? "read-modify-write" : "blind",
       QuorumText(o.quorum));
@@ -645,6 +739,7 @@ std::string BenchReportJson(const BenchOptions& o, const BenchResult& result) {
   json j = json::object();
   j["hosts"] = o.hosts;
   j["clients"] = o.clients;
+  j["threads"] = std::min(o.clients, o.threads);
   j["pipeline"] = o.pipeline;
   j["keys"] = o.keys;
   j["value_size"] = o.value_size;

@@ -2,8 +2,10 @@
 // `ringkv bench` parses flags into a BenchOptions, calls RunBench and prints
 // the BenchResult; tests may call RunBench directly.
 //
-// Shape of a run: `clients` threads, each with its own connection to one of
-// `hosts` (client i uses hosts[i % hosts.size()]). Each connection keeps
+// Shape of a run: `clients` connections, client i to hosts[i % hosts.size()],
+// driven by `threads` threads (client i on thread i % threads), each waiting
+// on its connections with epoll, as redis-benchmark does: 50 blocking threads
+// cost the machine more in wake-ups than the requests. Each connection keeps
 // `pipeline` requests in flight: it writes that many, then sends a new one
 // for every reply it reads (a sliding window; replies are matched by request
 // id, so a node may answer out of order). An optional preload phase first
@@ -13,7 +15,7 @@
 //
 // What is measured: an operation is one get or one put. Its latency runs from
 // the moment its request is written to the socket to the moment its reply is
-// read, in microseconds, recorded in per-thread Histograms merged at the end
+// read, in microseconds, recorded in per-connection Histograms merged at the end
 // (so percentiles are within 1%). With `rmw` a put is a read followed by a
 // write that passes the read's context back, and its latency covers both.
 // Operations the node refuses are counted by status code and are not in the
@@ -24,7 +26,7 @@
 // Keys are "key:" and 12 decimal digits (key:000000012345), as
 // redis-benchmark names its keys with -r, so the two tools move the same
 // bytes. Values are `value_size` printable bytes. Key choice is
-// deterministic for a given seed: thread i draws from its own generator
+// deterministic for a given seed: client i draws from its own generator
 // seeded from (seed, i).
 //
 // Threads: RunBench blocks; it starts its own threads and joins them before
@@ -47,7 +49,8 @@ enum class KeyDistribution { kUniform, kZipf };
 
 struct BenchOptions {
   std::vector<std::string> hosts;  // host:port; at least one
-  int clients = 50;                // threads, one connection each
+  int clients = 50;                // connections
+  int threads = 1;                 // threads driving them (epoll), at most `clients`
   // Measured phase: `requests` operations in all if non-zero, otherwise
   // `duration_s` seconds. requests_set with requests == 0 skips the
   // measured phase (useful with preload: load and stop).
@@ -94,7 +97,7 @@ struct BenchPhaseResult {
   Histogram latency;             // successful operations, microseconds
   Histogram get_latency;
   Histogram put_latency;
-  double client_cpu_s = 0;       // CPU time of the client threads
+  double client_cpu_s = 0;       // CPU time of the client's threads
 
   uint64_t error_count() const;
   // Completed operations per second of the phase.

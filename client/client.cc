@@ -157,6 +157,34 @@ Result<Envelope> Client::Receive() {
   }
 }
 
+Result<std::optional<Envelope>> Client::TryReceive() {
+  std::string frame;
+  char buf[64 * 1024];
+  for (;;) {
+    int r = reader_.Next(&frame);
+    if (r < 0) {
+      return Status::IOError(fmt::format("{} sent a frame of {} bytes, over the limit", address_,
+                                         reader_.oversize_length()));
+    }
+    if (r == 1) {
+      auto env = DecodeEnvelope(frame);
+      if (!env.ok()) {
+        return Status::IOError(fmt::format("{} sent a bad frame: {}", address_, env.status().message()));
+      }
+      return std::optional<Envelope>(std::move(env).value());
+    }
+    ssize_t n = ::recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n > 0) {
+      reader_.Append(std::string_view(buf, static_cast<size_t>(n)));
+      continue;
+    }
+    if (n == 0) return Status::IOError(fmt::format("{} closed the connection", address_));
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::optional<Envelope>();
+    return Status::IOError(fmt::format("lost connection to {}: {}", address_, std::strerror(errno)));
+  }
+}
+
 Result<Envelope> Client::Call(Body body) {
   uint64_t id = next_request_id_++;
   Status s = Send(Envelope{id, {}, {}, std::move(body)});

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -62,6 +63,10 @@ class Client {
   Status SendBytes(std::string_view bytes);
   // Next envelope from the node (in the order the node answered).
   Result<Envelope> Receive();
+  // The next envelope if one has arrived, without waiting: nullopt when none
+  // is complete yet. For callers that wait on many connections at once (fd).
+  Result<std::optional<Envelope>> TryReceive();
+  int fd() const { return fd_; }
 
   const std::string& address() const { return address_; }
   // Sets the timeout for later calls.

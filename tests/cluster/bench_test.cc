@@ -1,0 +1,75 @@
+// `ringkv bench` against real nodes: what its report says, and that it keeps
+// going (and counts) when a node dies under it.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <future>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.h"
+#include "report.h"
+
+using ringkv::test::CliResult;
+using ringkv::test::Cluster;
+using json = nlohmann::json;
+
+namespace {
+
+std::string Hosts(const Cluster& c) {
+  std::string hosts;
+  for (int i = 1; i <= c.size(); ++i) hosts += (i > 1 ? "," : "") + c.Address(i);
+  return hosts;
+}
+
+json RunJson(const Cluster& c, std::vector<std::string> args) {
+  args.insert(args.begin(), {"bench", "--hosts", Hosts(c), "--json"});
+  CliResult r = c.Cli(1, args);
+  INFO("stderr: " << r.err);
+  REQUIRE(r.exit_code == 0);
+  return json::parse(r.out);
+}
+
+}  // namespace
+
+TEST_CASE("bench: a fixed number of operations over three nodes, every one answered") {
+  Cluster c(3);
+  json j = RunJson(c, {"--clients", "12", "--threads", "3", "--requests", "3000", "--keys", "500",
+                       "--preload", "--rmw", "--pipeline", "4"});
+  CHECK(j["threads"] == 3);
+  CHECK(j["preload"]["ops"] == 500);
+  const json& run = j;  // the measured phase's figures are at the top level
+  CHECK(run["ops"] == 3000);
+  CHECK(run["errors"] == 0);
+  CHECK(run["gets"].get<uint64_t>() + run["puts"].get<uint64_t>() == 3000);
+  CHECK(run["not_found"] == 0);  // every key was preloaded
+  const json& lat = run["latency_ms"];
+  CHECK(lat["count"] == 3000);
+  CHECK(lat["p50"].get<double>() <= lat["p99"].get<double>());
+  CHECK(lat["p99"].get<double>() <= lat["max"].get<double>());
+  CHECK(run["client_cpu_s"].get<double>() > 0);
+  REPORT("bench: 3000 ops (12 clients, 3 threads, pipeline 4, rmw) at "
+         << run["ops_per_s"].get<double>() << " ops/s, p99 " << lat["p99"].get<double>() << " ms");
+}
+
+TEST_CASE("bench: a node killed during the run is counted as errors, and the run finishes") {
+  Cluster c(3);
+  auto killer = std::async(std::launch::async, [&c] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    c.Kill(3);
+  });
+  json j = RunJson(c, {"--clients", "9", "--duration", "4", "--timeout-ms", "1000", "--w", "1",
+                       "--r", "1"});
+  killer.get();
+  const json& run = j;  // the measured phase's figures are at the top level
+  // A third of the connections went to n3: what they had in flight failed
+  // as connection errors and they could not reconnect; the others went on.
+  CHECK(run["errors_by_kind"].value("connection", 0) > 0);
+  CHECK(run["connect_failures"].get<uint64_t>() > 0);
+  CHECK(run["ops"].get<uint64_t>() > run["errors"].get<uint64_t>());
+  CHECK(run["elapsed_s"].get<double>() < 8);
+  REPORT("bench: n3 killed 1.5 s into a 4 s run: " << run["ops"] << " ops, errors "
+                                                     << run["errors_by_kind"].dump());
+}
