@@ -124,36 +124,14 @@ Status Client::Send(const Envelope& env) {
 
 Result<Envelope> Client::Receive() {
   int64_t deadline = NowMs() + timeout_ms_;
-  std::string frame;
-  char buf[64 * 1024];
   for (;;) {
-    int r = reader_.Next(&frame);
-    if (r < 0) {
-      return Status::IOError(fmt::format("{} sent a frame of {} bytes, over the limit", address_,
-                                         reader_.oversize_length()));
-    }
-    if (r == 1) {
-      auto env = DecodeEnvelope(frame);
-      if (!env.ok()) {
-        return Status::IOError(fmt::format("{} sent a bad frame: {}", address_, env.status().message()));
-      }
-      return env;
-    }
-    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n > 0) {
-      reader_.Append(std::string_view(buf, static_cast<size_t>(n)));
-      continue;
-    }
-    if (n == 0) return Status::IOError(fmt::format("{} closed the connection", address_));
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      int64_t left = deadline - NowMs();
-      if (left <= 0) return Status::Timeout(fmt::format("no answer from {} within {} ms", address_, timeout_ms_));
-      struct pollfd pfd {fd_, POLLIN, 0};
-      poll(&pfd, 1, static_cast<int>(left));
-      continue;
-    }
-    return Status::IOError(fmt::format("lost connection to {}: {}", address_, std::strerror(errno)));
+    auto env = TryReceive();
+    if (!env.ok()) return env.status();
+    if (env->has_value()) return std::move(**env);
+    int64_t left = deadline - NowMs();
+    if (left <= 0) return Status::Timeout(fmt::format("no answer from {} within {} ms", address_, timeout_ms_));
+    struct pollfd pfd {fd_, POLLIN, 0};
+    poll(&pfd, 1, static_cast<int>(left));
   }
 }
 
