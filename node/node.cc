@@ -756,8 +756,8 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
   // A key reaped here lately still has its tombstone in the reaper's fence;
   // and dots this node mints stay above those of reaped keys (the floor).
-  DvvSet base = local;
-  reaper_.ApplyFence(op->key, &base);
+  std::optional<DvvSet> fenced = reaper_.Fenced(op->key, local);
+  const DvvSet& base = fenced ? *fenced : local;
   uint64_t min_counter = actor == config_.id ? reaper_.counter_floor() : 0;
   op->object = DvvSet::Update(base, context, actor, std::move(req.value), req.tombstone,
                               clock_->WallMillis(), min_counter);
@@ -939,17 +939,15 @@ Status Node::LocalMerge(const std::string& key, const DvvSet& object) {
   if (!s.ok() && !s.IsNotFound()) return s;
   // An older version still in flight when the key was reaped gets the
   // tombstone merged in instead of coming back to life.
-  DvvSet incoming = object;
-  reaper_.ApplyFence(key, &incoming);
-  DvvSet merged = DvvSet::Sync(local, incoming);
+  std::optional<DvvSet> fenced = reaper_.Fenced(key, object);
+  DvvSet merged = DvvSet::Sync(local, fenced ? *fenced : object);
   if (s.ok() && merged == local) return Status::OK();  // nothing new
   return WriteLocal(key, s.ok() ? &local : nullptr, merged);
 }
 
 Status Node::AddHint(const NodeId& target, const std::string& key, const DvvSet& object) {
-  DvvSet hinted = object;
-  reaper_.ApplyFence(key, &hinted);
-  return hints_.Add(target, key, hinted);
+  std::optional<DvvSet> fenced = reaper_.Fenced(key, object);
+  return hints_.Add(target, key, fenced ? *fenced : object);
 }
 
 Status Node::WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now) {

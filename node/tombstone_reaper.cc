@@ -444,11 +444,11 @@ void TombstoneReaper::SetFence(const std::string& key, const DvvSet& tombstone) 
   fence_order_.emplace_back(expires, key);
 }
 
-void TombstoneReaper::ApplyFence(const std::string& key, DvvSet* object) {
-  if (fences_.empty()) return;
+std::optional<DvvSet> TombstoneReaper::Fenced(const std::string& key, const DvvSet& object) {
+  if (fences_.empty()) return std::nullopt;
   auto it = fences_.find(key);
-  if (it == fences_.end() || it->second.expires_us <= clock_->NowMicros()) return;
-  *object = DvvSet::Sync(*object, it->second.tombstone);
+  if (it == fences_.end() || it->second.expires_us <= clock_->NowMicros()) return std::nullopt;
+  return DvvSet::Sync(object, it->second.tombstone);
 }
 
 std::string TombstoneReaper::Json() const {

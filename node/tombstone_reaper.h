@@ -118,8 +118,9 @@ class TombstoneReaper {
   void OnSendFailed(const NodeId& to, uint64_t id);
 
   // object merged with the tombstone this node checked for key lately, if
-  // any: what every write to the store or the hints goes through.
-  void ApplyFence(const std::string& key, DvvSet* object);
+  // any: what every write to the store or the hints goes through. nullopt
+  // when no fence applies (object stands as it is; nothing is copied).
+  std::optional<DvvSet> Fenced(const std::string& key, const DvvSet& object);
   // Dots this node mints have counters above this.
   uint64_t counter_floor() const { return floor_; }
 
