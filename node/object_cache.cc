@@ -11,47 +11,70 @@ size_t ObjectCache::Charge(std::string_view key, const DvvSet& object) {
 }
 
 const DvvSet* ObjectCache::Find(std::string_view key) {
-  auto it = index_.find(key);
-  if (it == index_.end()) {
+  auto it = map_.find(key);
+  if (it == map_.end()) {
     ++misses_;
     return nullptr;
   }
   ++hits_;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return &it->second->object;
+  it->second.referenced = true;
+  return &it->second.object;
 }
 
 void ObjectCache::Put(std::string_view key, const DvvSet& object) {
   size_t charge = Charge(key, object);
-  auto it = index_.find(key);
+  auto it = map_.find(key);
   if (charge > budget_ / 8) {
-    if (it != index_.end()) Remove(it->second);
+    if (it != map_.end()) Remove(it);
     return;
   }
-  if (it != index_.end()) {
-    Entry& e = *it->second;
+  if (it != map_.end()) {
+    Entry& e = it->second;
     bytes_ -= e.charge;
     e.object = object;
     e.charge = charge;
+    e.referenced = true;
     bytes_ += charge;
-    lru_.splice(lru_.begin(), lru_, it->second);
   } else {
-    lru_.push_front(Entry{std::string(key), object, charge});
-    index_.emplace(lru_.front().key, lru_.begin());
+    it = map_.emplace(std::string(key), Entry{object, charge, 0, false}).first;
+    if (!free_slots_.empty()) {
+      it->second.slot = free_slots_.back();
+      free_slots_.pop_back();
+      ring_[it->second.slot] = &*it;
+    } else {
+      it->second.slot = ring_.size();
+      ring_.push_back(&*it);
+    }
     bytes_ += charge;
   }
-  while (bytes_ > budget_ && !lru_.empty()) Remove(std::prev(lru_.end()));
+  while (bytes_ > budget_ && !map_.empty()) EvictOne();
 }
 
 void ObjectCache::Erase(std::string_view key) {
-  auto it = index_.find(key);
-  if (it != index_.end()) Remove(it->second);
+  auto it = map_.find(key);
+  if (it != map_.end()) Remove(it);
 }
 
-void ObjectCache::Remove(List::iterator it) {
-  bytes_ -= it->charge;
-  index_.erase(it->key);
-  lru_.erase(it);
+void ObjectCache::EvictOne() {
+  // Two sweeps at most: the first clears every referenced bit it passes.
+  for (size_t steps = 0; steps < 2 * ring_.size() + 1; ++steps) {
+    if (hand_ >= ring_.size()) hand_ = 0;
+    Map::value_type* e = ring_[hand_++];
+    if (e == nullptr) continue;
+    if (e->second.referenced) {
+      e->second.referenced = false;
+      continue;
+    }
+    Remove(map_.find(e->first));
+    return;
+  }
+}
+
+void ObjectCache::Remove(Map::iterator it) {
+  bytes_ -= it->second.charge;
+  ring_[it->second.slot] = nullptr;
+  free_slots_.push_back(it->second.slot);
+  map_.erase(it);
 }
 
 }  // namespace ringkv

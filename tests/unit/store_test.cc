@@ -145,14 +145,14 @@ TEST_CASE("store: metadata is written with the buffered writes before it") {
   CHECK(Value(*store, "buffered") == "<absent>");
 }
 
-TEST_CASE("object cache: least recently used out, within the budget") {
+TEST_CASE("object cache: within the budget, entries not used lately go first") {
   DvvSet small = Object(std::string(100, 'x'));
   size_t charge = ObjectCache::Charge("key:000000000000", small);
   ObjectCache cache(charge * 10);
   for (int i = 0; i < 10; ++i) cache.Put(fmt::format("key:{:012}", i), small);
   CHECK(cache.entries() == 10);
-  CHECK(cache.Find("key:000000000000") != nullptr);  // now the most recent
-  cache.Put("key:000000000010", small);             // evicts key 1, the least recent
+  CHECK(cache.Find("key:000000000000") != nullptr);  // used again: spared once
+  cache.Put("key:000000000010", small);             // evicts key 1, not used since its write
   CHECK(cache.entries() == 10);
   CHECK(cache.bytes() <= charge * 10);
   CHECK(cache.Find("key:000000000001") == nullptr);
