@@ -6,9 +6,11 @@
 
 #include "core/codec.h"
 #include "sim/sim.h"
+#include "unit/replies.h"
 
 using namespace ringkv;
 using ringkv::sim::World;
+using ringkv::test::AsReply;
 
 namespace {
 
@@ -20,13 +22,6 @@ NodeConfig Base() {
   c.timeout_ms = 500;
   c.mode = Mode::kStrict;  // sloppy behaviour has its own tests below
   return c;
-}
-
-Reply AsReply(const std::optional<Envelope>& env) {
-  REQUIRE(env.has_value());
-  auto* r = std::get_if<Reply>(&env->body);
-  REQUIRE(r != nullptr);
-  return *r;
 }
 
 Reply Put(World& w, int via, const std::string& key, const std::string& value, Quorum q = {},

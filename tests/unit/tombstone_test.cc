@@ -10,9 +10,11 @@
 #include "core/codec.h"
 #include "report.h"
 #include "sim/sim.h"
+#include "unit/replies.h"
 
 using namespace ringkv;
 using ringkv::sim::World;
+using ringkv::test::AsReply;
 
 namespace {
 
@@ -28,13 +30,6 @@ NodeConfig Base() {
   c.aae.interval_ms = 1000;
   c.tombstones.grace_ms = kGraceMs;
   return c;
-}
-
-Reply AsReply(const std::optional<Envelope>& env) {
-  REQUIRE(env.has_value());
-  auto* r = std::get_if<Reply>(&env->body);
-  REQUIRE(r != nullptr);
-  return *r;
 }
 
 Reply Put(World& w, int via, const std::string& key, const std::string& value) {
