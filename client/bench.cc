@@ -123,6 +123,9 @@ class WorkerLoop {
   bool active() const { return outstanding_ > 0 || (more_ && (w_->client || reconnecting_)); }
   // The connection's socket; -1 while there is none.
   int fd() const { return w_->client ? w_->client->fd() : -1; }
+  // Changes with every new connection (its socket may reuse the number of
+  // the one it replaces, so the fd alone cannot tell).
+  uint64_t connection() const { return connections_; }
 
   void Fill() {
     if (!w_->client) {
@@ -334,6 +337,7 @@ class WorkerLoop {
     if (c.ok()) {
       w_->client = std::move(c).value();
       ++w_->stats.reconnects;
+      ++connections_;
       reconnecting_ = false;
       return;
     }
@@ -350,6 +354,7 @@ class WorkerLoop {
   int outstanding_ = 0;
   bool more_ = true;
   bool reconnecting_ = false;
+  uint64_t connections_ = 1;
   SteadyClock::time_point give_up_, retry_at_;
   SteadyClock::time_point last_heard_ = SteadyClock::now();  // last write or reply
 };
@@ -361,7 +366,7 @@ void RunThread(std::vector<Worker*> workers, Phase* phase) {
   std::vector<std::unique_ptr<WorkerLoop>> loops;
   for (Worker* w : workers) loops.push_back(std::make_unique<WorkerLoop>(w, phase));
   int ep = epoll_create1(EPOLL_CLOEXEC);
-  std::vector<int> registered(loops.size(), -1);  // fd each loop is registered with
+  std::vector<uint64_t> registered(loops.size(), 0);  // connection() each loop is registered with
   std::vector<epoll_event> events(loops.size());
   auto last_check = SteadyClock::now();
   for (;;) {
@@ -372,16 +377,13 @@ void RunThread(std::vector<Worker*> workers, Phase* phase) {
       l.Fill();
       if (!l.active()) continue;
       any = true;
-      int fd = l.fd();
-      if (fd != registered[i]) {
-        // A new connection (the old fd left the set when it was closed).
-        if (fd >= 0) {
-          epoll_event ev{};
-          ev.events = EPOLLIN;
-          ev.data.u64 = i;
-          epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-        }
-        registered[i] = fd;
+      if (l.fd() >= 0 && l.connection() != registered[i]) {
+        // A new connection (the old socket left the set when it was closed).
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, l.fd(), &ev);
+        registered[i] = l.connection();
       }
     }
     if (!any) break;
