@@ -71,7 +71,6 @@ struct WriteReq {
   Conn* conn;
 };
 
-
 struct PeerState {
   std::string address;
   Conn* conn = nullptr;
