@@ -331,6 +331,7 @@ class WorkerLoop {
     if (now >= give_up_) {
       reconnecting_ = false;
       more_ = false;
+      w_->finished = now;
       return;
     }
     auto c = Client::Connect(w_->address, o_.timeout_ms);

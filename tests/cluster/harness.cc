@@ -54,7 +54,9 @@ std::string ReadFile(const std::string& path) {
 }
 
 // Starts a child that is killed if this test process dies (even by a crash),
-// so no node outlives its test.
+// so no node outlives its test. The kernel sends that signal when the
+// *thread* that forked the child exits, so a node must be started from a
+// thread that lives as long as the node: the test's own.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& in_path,
             const std::string& out_path, const std::string& err_path) {
   std::vector<char*> args;

@@ -49,7 +49,7 @@ class Cluster {
   std::string LogPath(int i) const;
   std::string LogTail(int i, size_t bytes = 4000) const;
 
-  void Start(int i);   // and wait until it answers
+  void Start(int i);   // and wait until it answers; call from the test's thread (see Spawn)
   // Waits until every running node sees every other running node alive and
   // up (connections made, gossip spread).
   void WaitConverged(double limit_s = 60);
