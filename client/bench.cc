@@ -329,19 +329,42 @@ class WorkerLoop {
     auto now = SteadyClock::now();
     if (now < retry_at_) return;
     if (now >= give_up_) {
+      if (pending_) {  // an attempt still hanging: it failed too
+        pending_.reset();
+        ++w_->stats.connect_failures;
+      }
       reconnecting_ = false;
       more_ = false;
       w_->finished = now;
       return;
     }
-    auto c = Client::Connect(w_->address, o_.timeout_ms);
-    if (c.ok()) {
-      w_->client = std::move(c).value();
+    // The connect runs while the thread serves its other connections: a
+    // host that drops packets must not stall them (their replies would
+    // then look late, too).
+    if (!pending_) {
+      auto c = Client::StartConnect(w_->address, o_.timeout_ms);
+      if (!c.ok()) {
+        ConnectFailed(now);
+        return;
+      }
+      pending_ = std::move(c).value();
+      connect_deadline_ = std::min(give_up_, now + std::chrono::milliseconds(o_.timeout_ms));
+    }
+    auto up = pending_->Connected();
+    if (up.ok() && *up) {
+      w_->client = std::move(pending_);
       ++w_->stats.reconnects;
       ++connections_;
       reconnecting_ = false;
       return;
     }
+    if (!up.ok() || now >= connect_deadline_) {
+      pending_.reset();
+      ConnectFailed(now);
+    }
+  }
+
+  void ConnectFailed(SteadyClock::time_point now) {
     ++w_->stats.connect_failures;
     retry_at_ = now + std::chrono::milliseconds(100);
   }
@@ -356,7 +379,8 @@ class WorkerLoop {
   bool more_ = true;
   bool reconnecting_ = false;
   uint64_t connections_ = 1;
-  SteadyClock::time_point give_up_, retry_at_;
+  std::unique_ptr<Client> pending_;  // a reconnect under way
+  SteadyClock::time_point give_up_, retry_at_, connect_deadline_;
   SteadyClock::time_point last_heard_ = SteadyClock::now();  // last write or reply
 };
 

@@ -43,6 +43,14 @@ int64_t NowMs() {
 }  // namespace
 
 Result<std::unique_ptr<Client>> Client::Connect(const std::string& address, int timeout_ms) {
+  return Open(address, timeout_ms, /*wait=*/true);
+}
+
+Result<std::unique_ptr<Client>> Client::StartConnect(const std::string& address, int timeout_ms) {
+  return Open(address, timeout_ms, /*wait=*/false);
+}
+
+Result<std::unique_ptr<Client>> Client::Open(const std::string& address, int timeout_ms, bool wait) {
   std::string host, port;
   Status s = SplitAddress(address, &host, &port);
   if (!s.ok()) return s;
@@ -58,7 +66,15 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& address, int 
   for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc < 0 && errno == EINPROGRESS && !wait) {
+      freeaddrinfo(res);
+      std::unique_ptr<Client> c(new Client(fd, address, timeout_ms));
+      c->connecting_ = true;
+      return c;
+    }
     if (rc < 0 && errno == EINPROGRESS) {
       struct pollfd pfd {fd, POLLOUT, 0};
       rc = poll(&pfd, 1, timeout_ms);
@@ -79,8 +95,6 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& address, int 
     }
     if (rc == 0) {
       freeaddrinfo(res);
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
       return std::unique_ptr<Client>(new Client(fd, address, timeout_ms));
     }
     last_error = std::strerror(errno);
@@ -88,6 +102,24 @@ Result<std::unique_ptr<Client>> Client::Connect(const std::string& address, int 
   }
   freeaddrinfo(res);
   return Status::IOError(fmt::format("cannot connect to {}: {}", address, last_error));
+}
+
+Result<bool> Client::Connected() {
+  if (!connecting_) return true;
+  struct pollfd pfd {fd_, POLLOUT, 0};
+  int rc = poll(&pfd, 1, 0);
+  if (rc == 0) return false;
+  int err = errno;
+  if (rc > 0) {
+    socklen_t len = sizeof(err);
+    err = 0;
+    getsockopt(fd_, SOL_SOCKET, SO_ERROR, &err, &len);
+  }
+  if (err != 0) {
+    return Status::IOError(fmt::format("cannot connect to {}: {}", address_, std::strerror(err)));
+  }
+  connecting_ = false;
+  return true;
 }
 
 Client::Client(int fd, std::string address, int timeout_ms)

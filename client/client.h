@@ -45,6 +45,13 @@ class Client {
   // Connects to "host:port". timeout_ms bounds the connect and every call.
   static Result<std::unique_ptr<Client>> Connect(const std::string& address,
                                                  int timeout_ms = 10000);
+  // Starts connecting and returns at once, for callers that wait on many
+  // sockets (an event loop must not sit in connect() while a host does not
+  // answer). Poll Connected() until it is true before using the Client.
+  static Result<std::unique_ptr<Client>> StartConnect(const std::string& address, int timeout_ms);
+  // True once a StartConnect connection is up (at once for Connect's), false
+  // while it is still being made, an IOError if it failed.
+  Result<bool> Connected();
   ~Client();
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -74,12 +81,14 @@ class Client {
 
  private:
   Client(int fd, std::string address, int timeout_ms);
+  static Result<std::unique_ptr<Client>> Open(const std::string& address, int timeout_ms, bool wait);
   Result<Envelope> Call(Body body);
   Result<PutResult> Write(PutRequest req);
 
   int fd_;
   std::string address_;
   int timeout_ms_;
+  bool connecting_ = false;  // StartConnect's connect() still under way
   uint64_t next_request_id_ = 1;
   FrameReader reader_{kDefaultMaxFrameBytes + 1024};
 };
