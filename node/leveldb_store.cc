@@ -87,6 +87,10 @@ class LevelDbStore final : public Store {
     return FromLevelDb(s);
   }
 
+  CacheStats object_cache() const override {
+    return {objects_.hits(), objects_.misses(), objects_.entries(), objects_.bytes(), objects_.budget()};
+  }
+
   Status Get(std::string_view key, DvvSet* object) override {
     if (const DvvSet* cached = objects_.Find(key)) {
       *object = *cached;

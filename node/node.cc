@@ -1049,6 +1049,7 @@ std::string Node::RingJson() const {
 
 std::string Node::StatsJson() const {
   const NodeStats& s = stats_;
+  Store::CacheStats cache = store_->object_cache();
   json j = {{"node", config_.id},
             {"gets", s.gets},
             {"puts", s.puts},
@@ -1079,6 +1080,11 @@ std::string Node::StatsJson() const {
             {"reap_keys_deferred", reaper_.stats().keys_busy + reaper_.stats().keys_skipped},
             {"pending_requests", pending_requests()},
             {"objects", objects_},
+            {"object_cache_hits", cache.hits},
+            {"object_cache_misses", cache.misses},
+            {"object_cache_entries", cache.entries},
+            {"object_cache_bytes", cache.bytes},
+            {"object_cache_budget", cache.budget},
             {"get_latency", LatencyJson(s.get_latency_us)},
             {"put_latency", LatencyJson(s.put_latency_us)}};
   return j.dump();

@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> peers;
   uint32_t ring_size = 64;
   bool sync = false;
-  size_t object_cache_mb = 32;
+  size_t object_cache_mb = 64;
   std::string mode = "sloppy";
   app.add_option("--id", config.id,
                  "This node's id, unique in the cluster (e.g. n1): 1-64 letters, digits, '.', '_' or '-'")
@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
   app.add_option("--object-cache-mb", object_cache_mb,
                  "Memory for decoded objects of recently used keys, in MiB, on top of LevelDB's "
                  "block cache (every put reads its key first, so hot keys are read from here). "
-                 "0: off. Default: 32")
+                 "0: off. Default: 64")
       ->check(CLI::Range(0, 1 << 20));
   CLI11_PARSE(app, argc, argv);
 

@@ -38,6 +38,7 @@ class ObjectCache {
   void Erase(std::string_view key);
 
   size_t bytes() const { return bytes_; }
+  size_t budget() const { return budget_; }
   size_t entries() const { return map_.size(); }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }

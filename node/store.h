@@ -61,6 +61,16 @@ class Store {
   // error means the buffered writes may be lost: the node must stop.
   virtual Status Commit() { return Status::OK(); }
 
+  // The object cache in front of the store, if it has one (for `stats`).
+  struct CacheStats {
+    uint64_t hits = 0;
+    uint64_t misses = 0;
+    uint64_t entries = 0;
+    uint64_t bytes = 0;
+    uint64_t budget = 0;
+  };
+  virtual CacheStats object_cache() const { return {}; }
+
   // NotFound if the metadata entry is absent.
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;
@@ -110,7 +120,7 @@ struct LevelDbOptions {
   size_t cache_bytes = 32 << 20;  // block cache
   size_t write_buffer_bytes = 16 << 20;
   // Decoded objects of recently used keys (node/object_cache.h); 0: none.
-  size_t object_cache_bytes = 32 << 20;
+  size_t object_cache_bytes = 64 << 20;
 };
 
 // Opens (creating if needed) a LevelDB store in dir.

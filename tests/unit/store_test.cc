@@ -207,4 +207,11 @@ TEST_CASE("store: the LevelDB store's object cache never serves a stale object")
     auto it = model.find(key);
     CHECK(Value(store, key) == (it == model.end() ? "<absent>" : it->second));
   }
+  // What `ringkv stats` shows of it: both hits and misses, within the budget.
+  Store::CacheStats cache = store.object_cache();
+  CHECK(cache.budget == 4096);
+  CHECK(cache.hits > 0);
+  CHECK(cache.misses > 0);
+  CHECK(cache.entries > 0);
+  CHECK(cache.bytes <= cache.budget);
 }
