@@ -20,7 +20,7 @@ class Transport {
   // Sends a message to a peer node, best effort. If the peer cannot be
   // reached and the message is a request (IsPeerRequest), the transport later
   // calls Node::OnSendFailed with its request id.
-  virtual void Send(const NodeId& to, Envelope env) = 0;
+  virtual void Send(const NodeId& to, const Envelope& env) = 0;
   // Answers a client on the connection its request came from.
   virtual void Reply(ClientId client, Envelope env) = 0;
 };

@@ -793,19 +793,25 @@ void Node::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, Repli
       }
     });
   }
+  // One message for every replica (only the hint differs), built before the
+  // op is filed: a send that fails can end the op.
   std::vector<ReplicaSet::Replica> targets = op->replicas.replicas();
-  DvvSet object = op->object;
-  std::string key = op->key;
+  Envelope env{id, config_.id, config_.cluster, ReplicaWrite{op->key, op->object, {}}};
+  auto& write = std::get<ReplicaWrite>(env.body);
   puts_[id] = std::move(op);
   for (const auto& r : targets) {
-    if (r.node != config_.id) SendPeer(r.node, id, ReplicaWrite{key, object, r.hint_for});
+    if (r.node == config_.id) continue;
+    write.hint_for = r.hint_for;
+    transport_->Send(r.node, env);
   }
   // Nodes taking over the key's partition (join/leave in progress) get the
   // write too, without counting toward w.
-  for (const NodeId& extra : membership_->PendingOwners(key)) {
+  env.request_id = 0;
+  write.hint_for.clear();
+  for (const NodeId& extra : membership_->PendingOwners(write.key)) {
     if (extra != config_.id && std::none_of(targets.begin(), targets.end(),
                                             [&](const auto& r) { return r.node == extra; })) {
-      SendPeer(extra, 0, ReplicaWrite{key, object, {}});
+      transport_->Send(extra, env);
     }
   }
   if (self >= 0) OnWriteAck(id, config_.id, Status::OK());

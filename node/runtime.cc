@@ -552,7 +552,7 @@ std::string Runtime::ConnectionsJson() const {
   return out + "}";
 }
 
-void Runtime::Send(const NodeId& to, Envelope env) {
+void Runtime::Send(const NodeId& to, const Envelope& env) {
   Impl* impl = impl_.get();
   if (impl->stopping) return;
   bool is_request = IsPeerRequest(env.body) && env.request_id != 0;

@@ -68,7 +68,7 @@ class Runtime final : public Transport, public Clock {
   void Stop();
 
   // Transport
-  void Send(const NodeId& to, Envelope env) override;
+  void Send(const NodeId& to, const Envelope& env) override;
   void Reply(ClientId client, Envelope env) override;
 
   // Clock

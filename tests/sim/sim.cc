@@ -49,7 +49,7 @@ void SimNode::RunOrHold(std::function<void()> fn) {
   }
 }
 
-void SimNode::Send(const NodeId& to, Envelope env) { world_->Deliver(*this, to, std::move(env)); }
+void SimNode::Send(const NodeId& to, const Envelope& env) { world_->Deliver(*this, to, env); }
 
 void SimNode::Reply(ClientId client, Envelope env) {
   // Round-trip through the codec like a real reply.

@@ -53,7 +53,7 @@ class SimNode final : public Transport, public Clock {
   ~SimNode() override { node_.reset(); }  // its timers refer to members below
 
   // Transport
-  void Send(const NodeId& to, Envelope env) override;
+  void Send(const NodeId& to, const Envelope& env) override;
   void Reply(ClientId client, Envelope env) override;
   // Clock
   uint64_t NowMicros() override;

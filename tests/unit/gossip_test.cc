@@ -56,7 +56,7 @@ class Host final : public Transport, public Clock {
   Host(Sim* sim, NodeId id, std::string address)
       : sim_(sim), id_(std::move(id)), address_(std::move(address)) {}
 
-  void Send(const NodeId& to, Envelope env) override;
+  void Send(const NodeId& to, const Envelope& env) override;
   void Reply(ClientId client, Envelope env) override {}  // gossip has no clients
   uint64_t NowMicros() override;
   uint64_t WallMillis() override { return NowMicros() / 1000; }
@@ -216,9 +216,9 @@ class Sim {
   std::vector<std::unique_ptr<Host>> hosts_;
 };
 
-void Host::Send(const NodeId& to, Envelope env) {
+void Host::Send(const NodeId& to, const Envelope& env) {
   if (env.from != id_) FAIL("a message from " << id_ << " says it is from " << env.from);
-  sim_->Deliver(this, epoch_, to, std::move(env));
+  sim_->Deliver(this, epoch_, to, env);
 }
 
 uint64_t Host::NowMicros() { return sim_->now(); }
