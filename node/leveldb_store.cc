@@ -4,9 +4,15 @@
 // --sync one fsync, for all the writes of the turn).
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
+#include <leveldb/env.h>
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <memory>
 #include <optional>
 #include <unordered_map>
 
@@ -246,6 +252,37 @@ class LevelDbStore final : public Store {
   std::unordered_map<std::string, std::optional<std::string>> pending_;
 };
 
+// LevelDB's background thread (memtable flushes and compactions) runs at a
+// lower CPU priority (nice +10) than the node's loop thread. On a machine
+// with more busy threads than cores the loop thread, which every request
+// waits on, then gets a core first, and compaction takes the idle time.
+// LevelDB slows writers down on its own if compaction falls behind (more
+// than 8 level-0 files).
+class BackgroundNiceEnv : public leveldb::EnvWrapper {
+ public:
+  BackgroundNiceEnv() : EnvWrapper(leveldb::Env::Default()) {}
+
+  void Schedule(void (*fn)(void*), void* arg) override { target()->Schedule(&Run, new Job{fn, arg}); }
+
+ private:
+  static constexpr int kNice = 10;
+
+  struct Job {
+    void (*fn)(void*);
+    void* arg;
+  };
+
+  static void Run(void* p) {
+    std::unique_ptr<Job> job(static_cast<Job*>(p));
+    thread_local bool lowered = false;
+    if (!lowered) {
+      setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kNice);
+      lowered = true;
+    }
+    job->fn(job->arg);
+  }
+};
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
@@ -253,6 +290,8 @@ Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
   std::unique_ptr<leveldb::Cache> cache(leveldb::NewLRUCache(options.cache_bytes));
   leveldb::Options o;
   o.create_if_missing = true;
+  static BackgroundNiceEnv* env = new BackgroundNiceEnv();  // for the process's lifetime, as LevelDB's
+  o.env = env;
   o.block_cache = cache.get();
   // Every put reads the key first (to merge); for new keys a bloom filter
   // answers "not here" without reading a table block.
