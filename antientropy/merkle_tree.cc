@@ -259,7 +259,7 @@ std::string ObjectDigest(const DvvSet& object) {
   std::string encoded = "ringkv.digest.v1";
   AppendU32(static_cast<uint32_t>(object.clock().entries().size()), &encoded);
   for (const auto& [actor, counter] :
-       object.clock().entries()) {  // std::map: actor order
+       object.clock().entries()) {  // sorted by actor
     AppendString(actor, &encoded);
     AppendU64(counter, &encoded);
   }

@@ -9,16 +9,36 @@ namespace ringkv {
 
 std::string Dot::ToString() const { return fmt::format("{}:{}", actor, counter); }
 
+namespace {
+
+// The first entry whose actor is not less than actor.
+template <typename Entries>
+auto LowerBound(Entries& entries, std::string_view actor) {
+  return std::lower_bound(entries.begin(), entries.end(), actor,
+                          [](const auto& e, std::string_view a) { return e.first < a; });
+}
+
+}  // namespace
+
 uint64_t VersionVector::Get(std::string_view actor) const {
-  auto it = entries_.find(actor);
-  return it == entries_.end() ? 0 : it->second;
+  auto it = LowerBound(entries_, actor);
+  return it != entries_.end() && it->first == actor ? it->second : 0;
 }
 
 void VersionVector::Set(const NodeId& actor, uint64_t counter) {
+  // Decoding sets entries in actor order: append without a search.
+  if (counter != 0 && (entries_.empty() || entries_.back().first < actor)) {
+    entries_.emplace_back(actor, counter);
+    return;
+  }
+  auto it = LowerBound(entries_, actor);
+  bool found = it != entries_.end() && it->first == actor;
   if (counter == 0) {
-    entries_.erase(actor);
+    if (found) entries_.erase(it);
+  } else if (found) {
+    it->second = counter;
   } else {
-    entries_[actor] = counter;
+    entries_.emplace(it, actor, counter);
   }
 }
 
@@ -30,10 +50,24 @@ bool VersionVector::Descends(const VersionVector& other) const {
 }
 
 void VersionVector::Join(const VersionVector& other) {
-  for (const auto& [actor, counter] : other.entries_) {
-    auto& mine = entries_[actor];
-    mine = std::max(mine, counter);
+  if (Descends(other)) return;  // the common case on a replica: nothing new
+  // Both sorted: merge in one pass.
+  Entries out;
+  out.reserve(entries_.size() + other.entries_.size());
+  auto a = entries_.begin();
+  auto b = other.entries_.begin();
+  while (a != entries_.end() || b != other.entries_.end()) {
+    if (b == other.entries_.end() || (a != entries_.end() && a->first < b->first)) {
+      out.push_back(std::move(*a++));
+    } else if (a == entries_.end() || b->first < a->first) {
+      out.push_back(*b++);
+    } else {
+      out.emplace_back(std::move(a->first), std::max(a->second, b->second));
+      ++a;
+      ++b;
+    }
   }
+  entries_ = std::move(out);
 }
 
 std::string VersionVector::ToString() const {

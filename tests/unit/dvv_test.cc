@@ -513,3 +513,33 @@ TEST_CASE("dvv: sync stays commutative and associative when a wiped replica re-m
   CHECK(DvvSet::Sync(DvvSet::Sync(c, a), b) == DvvSet::Sync(DvvSet::Sync(a, b), c));
   CHECK(DvvSet::Sync(a, b).siblings().size() == 1);
 }
+
+TEST_CASE("dvv: a version vector keeps its entries sorted by actor, whatever order they come in") {
+  VersionVector v;
+  v.Set("n3", 1);
+  v.Set("n1", 4);
+  v.Set("n2~a.1", 2);
+  v.Set("n2", 7);
+  CHECK(v.ToString() == "{n1:4,n2:7,n2~a.1:2,n3:1}");
+  v.Set("n2", 9);  // replaces
+  v.Set("n3", 0);  // a zero entry is no entry
+  v.Set("n9", 0);
+  CHECK(v.ToString() == "{n1:4,n2:9,n2~a.1:2}");
+  CHECK(v.Get("n2") == 9);
+  CHECK(v.Get("n3") == 0);
+  CHECK(v.Get("n0") == 0);
+
+  VersionVector w;
+  w.Set("n0", 1);
+  w.Set("n2", 3);
+  w.Set("n4", 5);
+  VersionVector joined = v;
+  joined.Join(w);  // pointwise maximum, sorted
+  CHECK(joined.ToString() == "{n0:1,n1:4,n2:9,n2~a.1:2,n4:5}");
+  CHECK(joined.Descends(v));
+  CHECK(joined.Descends(w));
+  CHECK_FALSE(v.Descends(w));
+  VersionVector same = joined;
+  same.Join(v);  // nothing new
+  CHECK(same == joined);
+}
