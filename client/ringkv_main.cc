@@ -484,6 +484,19 @@ void PrintAae(const json& j) {
   t.Print();
 }
 
+void PrintReaper(const json& j) {
+  fmt::print("node {}: tombstones are reaped {:g} s after the delete, at most {} keys/s{}\n",
+             Field(j, "node"), j.value("grace_s", 0.0), Field(j, "max_keys_per_sec"),
+             j.value("checking", false) ? "; a check is running" : "");
+  fmt::print("\n");
+  Table t({"COUNTER", "VALUE"});
+  for (const auto& [name, v] : j.items()) {
+    if (name == "node" || name == "grace_s" || name == "max_keys_per_sec" || name == "checking") continue;
+    t.Add({name, Field(j, name.c_str())});
+  }
+  t.Print();
+}
+
 // This node's own copy of a key, as `get` prints it.
 void PrintLocal(const json& j) {
   fmt::print("node {}: ", Field(j, "node"));
@@ -625,6 +638,8 @@ int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string&
     PrintHints(j);
   } else if (topic.starts_with("aae-")) {
     PrintAae(j);
+  } else if (topic == "reaper") {
+    PrintReaper(j);
   } else if (topic == "local") {
     PrintLocal(j);
     if (j.value("found", false) == false) return kExitNotFound;
@@ -830,7 +845,7 @@ int main(int argc, char** argv) {
   preflist->add_option("KEY", key, "The key")->required();
   auto* hints = app.add_subcommand(
       "hints", "Hinted handoff on the node: writes held for down nodes, per target, and replays");
-  auto* admin = app.add_subcommand("admin", "Membership operations: leave, remove");
+  auto* admin = app.add_subcommand("admin", "Membership operations: leave, remove; anti-entropy (aae) and tombstone reaping (reaper) status");
   admin->require_subcommand(1);
   std::string admin_node;
   auto* leave = admin->add_subcommand(
@@ -845,10 +860,13 @@ int main(int argc, char** argv) {
       "status", "Trees, exchanges, keys repaired, bytes; the last exchange per partition");
   auto* aae_rebuild = aae->add_subcommand("rebuild", "Rebuild every Merkle tree from storage");
   auto* aae_exchange = aae->add_subcommand("exchange", "Start an exchange now");
+  auto* reaper = admin->add_subcommand(
+      "reaper", "Tombstone reaping on the node: passes, keys checked with the other replicas, "
+                "tombstones erased (counters since the node started)");
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (auto* cmd : {get, put, del, status, ring, stats, preflist, hints, admin, leave, remove, aae,
-                    aae_status, aae_rebuild, aae_exchange}) {
+                    aae_status, aae_rebuild, aae_exchange, reaper}) {
     cmd->fallthrough();
     cmd->footer(sub_footer);
   }
@@ -890,5 +908,6 @@ int main(int argc, char** argv) {
   if (*aae_status) return RunInfo(g, "aae-status", "");
   if (*aae_rebuild) return RunInfo(g, "aae-rebuild", "");
   if (*aae_exchange) return RunInfo(g, "aae-exchange", "");
+  if (*reaper) return RunInfo(g, "reaper", "");
   return kExitRefused;  // unreachable: require_subcommand(1)
 }
