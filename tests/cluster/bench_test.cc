@@ -53,7 +53,7 @@ class BlackHole {
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     REQUIRE(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
     REQUIRE(listen(fd_, 0) == 0);
-    for (int i = 0; i < 2; ++i) {  // fill the accept queue
+    for (int i = 0; i < 2; ++i) {  // fill the accept queue (one connection), then one more
       int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
       connect(c, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
       fillers_.push_back(c);
@@ -152,13 +152,15 @@ TEST_CASE("bench: connecting to a host that does not answer does not stall the o
   BlackHole hole(c.Address(2));
   json run = bench.get();
   INFO(run.dump());
-  // n2's two connections failed once each and then could not reconnect; n1's
-  // went on, never waiting behind a connect that hung (which would have held
-  // their replies for the 3 s connect timeout).
+  // n1's connections went on, never waiting behind a connect that hung
+  // (which would have held their replies for the 3 s connect timeout).
   CHECK(run["latency_ms"]["max"].get<double>() < 1500);
-  CHECK(run["errors_by_kind"].value("connection", 0) <= 2);
-  CHECK(run["errors_by_kind"].value("client_timeout", 0) == 0);
-  CHECK(run["reconnects"] == 0);
-  CHECK(run["connect_failures"].get<uint64_t>() > 0);
   CHECK(run["elapsed_s"].get<double>() > 3.5);
+  // n2's two connections failed, and their connects hung until they gave up.
+  // (Rarely one gets in while the black hole's queue is still filling: it is
+  // connected but never answered, so it ends in a client timeout instead.)
+  CHECK(run["connect_failures"].get<uint64_t>() > 0);
+  uint64_t timeouts = run["errors_by_kind"].value("client_timeout", 0);
+  CHECK(run["reconnects"].get<uint64_t>() == timeouts);
+  CHECK(run["errors_by_kind"].value("connection", 0) + timeouts <= 4);
 }
