@@ -340,7 +340,7 @@ class WorkerLoop {
     }
     // The connect runs while the thread serves its other connections: a
     // host that drops packets must not stall them (their replies would
-    // then look late, too).
+    // then look late, too). An attempt that hangs lasts until give_up_.
     if (!pending_) {
       auto c = Client::StartConnect(w_->address, o_.timeout_ms);
       if (!c.ok()) {
@@ -348,7 +348,6 @@ class WorkerLoop {
         return;
       }
       pending_ = std::move(c).value();
-      connect_deadline_ = std::min(give_up_, now + std::chrono::milliseconds(o_.timeout_ms));
     }
     auto up = pending_->Connected();
     if (up.ok() && *up) {
@@ -358,7 +357,7 @@ class WorkerLoop {
       reconnecting_ = false;
       return;
     }
-    if (!up.ok() || now >= connect_deadline_) {
+    if (!up.ok()) {
       pending_.reset();
       ConnectFailed(now);
     }
@@ -380,7 +379,7 @@ class WorkerLoop {
   bool reconnecting_ = false;
   uint64_t connections_ = 1;
   std::unique_ptr<Client> pending_;  // a reconnect under way
-  SteadyClock::time_point give_up_, retry_at_, connect_deadline_;
+  SteadyClock::time_point give_up_, retry_at_;
   SteadyClock::time_point last_heard_ = SteadyClock::now();  // last write or reply
 };
 

@@ -845,7 +845,9 @@ int main(int argc, char** argv) {
   preflist->add_option("KEY", key, "The key")->required();
   auto* hints = app.add_subcommand(
       "hints", "Hinted handoff on the node: writes held for down nodes, per target, and replays");
-  auto* admin = app.add_subcommand("admin", "Membership operations: leave, remove; anti-entropy (aae) and tombstone reaping (reaper) status");
+  auto* admin = app.add_subcommand(
+      "admin",
+      "Membership operations: leave, remove; anti-entropy (aae) and tombstone reaping (reaper) status");
   admin->require_subcommand(1);
   std::string admin_node;
   auto* leave = admin->add_subcommand(
