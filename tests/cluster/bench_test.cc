@@ -157,10 +157,13 @@ TEST_CASE("bench: connecting to a host that does not answer does not stall the o
   CHECK(run["latency_ms"]["max"].get<double>() < 1500);
   CHECK(run["elapsed_s"].get<double>() > 3.5);
   // n2's two connections failed, and their connects hung until they gave up.
-  // (Rarely one gets in while the black hole's queue is still filling: it is
-  // connected but never answered, so it ends in a client timeout instead.)
+  // Rarely a reconnect gets in first: into the killed node's listener while
+  // it is being closed (then reset), or into the black hole's queue while it
+  // is still filling (connected, never answered: a client timeout). Each
+  // loss fails at most the one request in flight.
   CHECK(run["connect_failures"].get<uint64_t>() > 0);
+  uint64_t reconnects = run["reconnects"].get<uint64_t>();
   uint64_t timeouts = run["errors_by_kind"].value("client_timeout", 0);
-  CHECK(run["reconnects"].get<uint64_t>() == timeouts);
-  CHECK(run["errors_by_kind"].value("connection", 0) + timeouts <= 4);
+  CHECK(timeouts <= reconnects);
+  CHECK(run["errors_by_kind"].value("connection", 0) + timeouts <= 2 + reconnects);
 }
