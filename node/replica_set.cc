@@ -12,6 +12,8 @@ ReplicaSet ReplicaSet::Choose(const std::vector<NodeId>& preference, uint32_t n,
   size_t primaries = std::min<size_t>(n, preference.size());
   if (!sloppy) {
     for (size_t i = 0; i < primaries; ++i) set.replicas_.push_back({preference[i], true, {}});
+    set.answers_.assign(set.replicas_.size(), Answer::kNone);
+    set.failures_.resize(set.replicas_.size());
     return set;
   }
   for (size_t i = primaries; i < preference.size(); ++i) {
@@ -26,6 +28,8 @@ ReplicaSet ReplicaSet::Choose(const std::vector<NodeId>& preference, uint32_t n,
       set.standby_.pop_front();
     }
   }
+  set.answers_.assign(set.replicas_.size(), Answer::kNone);
+  set.failures_.resize(set.replicas_.size());
   return set;
 }
 
@@ -37,21 +41,24 @@ int ReplicaSet::Find(const NodeId& node) const {
 }
 
 bool ReplicaSet::Answered(const NodeId& node) const {
-  return ok_nodes_.contains(node) || failures_.contains(node);
+  int i = Find(node);
+  return i >= 0 && answers_[i] != Answer::kNone;
 }
 
 bool ReplicaSet::RecordOk(const NodeId& node) {
   int i = Find(node);
-  if (i < 0 || Answered(node)) return false;
-  ok_nodes_[node] = true;
+  if (i < 0 || answers_[i] != Answer::kNone) return false;
+  answers_[i] = Answer::kOk;
   ++ok_;
   if (replicas_[i].primary) ++ok_primaries_;
   return true;
 }
 
 bool ReplicaSet::RecordFailure(const NodeId& node, std::string why) {
-  if (Find(node) < 0 || Answered(node)) return false;
-  failures_[node] = std::move(why);
+  int i = Find(node);
+  if (i < 0 || answers_[i] != Answer::kNone) return false;
+  answers_[i] = Answer::kFailed;
+  failures_[i] = std::move(why);
   return true;
 }
 
@@ -62,25 +69,27 @@ std::optional<ReplicaSet::Replica> ReplicaSet::Substitute(const NodeId& failed) 
             replicas_[i].primary ? replicas_[i].node : replicas_[i].hint_for};
   standby_.pop_front();
   replicas_.push_back(r);
+  answers_.push_back(Answer::kNone);
+  failures_.emplace_back();
   return r;
 }
 
 uint32_t ReplicaSet::outstanding() const {
   uint32_t n = 0;
-  for (const auto& r : replicas_) n += !Answered(r.node);
+  for (Answer a : answers_) n += a == Answer::kNone;
   return n;
 }
 
 uint32_t ReplicaSet::outstanding_primaries() const {
   uint32_t n = 0;
-  for (const auto& r : replicas_) n += r.primary && !Answered(r.node);
+  for (size_t i = 0; i < replicas_.size(); ++i) n += replicas_[i].primary && answers_[i] == Answer::kNone;
   return n;
 }
 
 std::vector<NodeId> ReplicaSet::Silent() const {
   std::vector<NodeId> out;
-  for (const auto& r : replicas_) {
-    if (!Answered(r.node)) out.push_back(r.node);
+  for (size_t i = 0; i < replicas_.size(); ++i) {
+    if (answers_[i] == Answer::kNone) out.push_back(replicas_[i].node);
   }
   return out;
 }
@@ -105,14 +114,14 @@ std::string ReplicaSet::DescribeFailure(bool is_read, uint32_t required, uint32_
     parts.push_back(fmt::format("{} {}: {}", silent.size(), timed_out ? "timed out" : "not answered",
                                 names));
   }
-  if (!failures_.empty()) {
+  size_t failed = std::count(answers_.begin(), answers_.end(), Answer::kFailed);
+  if (failed > 0) {
     std::string names;
-    for (const auto& r : replicas_) {
-      auto it = failures_.find(r.node);
-      if (it == failures_.end()) continue;
-      names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", r.node, it->second);
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (answers_[i] != Answer::kFailed) continue;
+      names += fmt::format("{}{} ({})", names.empty() ? "" : ", ", replicas_[i].node, failures_[i]);
     }
-    parts.push_back(fmt::format("{} failed: {}", failures_.size(), names));
+    parts.push_back(fmt::format("{} failed: {}", failed, names));
   }
   if (!parts.empty()) {
     // Timeouts first, as users look for what is slow.

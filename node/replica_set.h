@@ -11,7 +11,6 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,6 +26,7 @@ class ReplicaSet {
     bool primary = true;
     NodeId hint_for;  // a fallback: the primary it stands in for
   };
+  enum class Answer : uint8_t { kNone, kOk, kFailed };
 
   // preference: the key's preference list (primaries first). n: the
   // request's n. sloppy: replace dead primaries by live fallbacks. alive:
@@ -57,7 +57,6 @@ class ReplicaSet {
   uint32_t outstanding_primaries() const;
   // Replicas that have not answered, in order.
   std::vector<NodeId> Silent() const;
-  const std::map<NodeId, std::string>& failures() const { return failures_; }
 
   // "write quorum not met: 1 of w=2 acknowledgements from n=3 replicas,
   //  0 from fallbacks (1 failed: n3 (...); 1 not answered: n2)"
@@ -66,9 +65,13 @@ class ReplicaSet {
 
  private:
   std::vector<Replica> replicas_;
+  // What each replica answered, by its index in replicas_ (a node is asked
+  // once per request, so an index names it). Kept beside the replicas, not in
+  // maps by node id: recording an answer allocates nothing, which matters on
+  // the path every request takes.
+  std::vector<Answer> answers_;
+  std::vector<std::string> failures_;  // why, for kFailed
   std::deque<NodeId> standby_;  // live fallbacks not yet used, in order
-  std::map<NodeId, bool> ok_nodes_;
-  std::map<NodeId, std::string> failures_;
   uint32_t ok_ = 0;
   uint32_t ok_primaries_ = 0;
 };
