@@ -18,7 +18,6 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "core/dvv.h"
@@ -28,8 +27,12 @@ namespace ringkv {
 class ObjectCache {
  public:
   explicit ObjectCache(size_t budget_bytes) : budget_(budget_bytes) {}
+  ~ObjectCache();
+  ObjectCache(const ObjectCache&) = delete;
+  ObjectCache& operator=(const ObjectCache&) = delete;
 
-  // The cached object for key, or nullptr. Marks it used.
+  // The cached object for key, or nullptr. Marks it used. The pointer is
+  // valid until the next Put or Erase.
   const DvvSet* Find(std::string_view key);
   // Caches object as key's (replacing what was cached), evicting entries
   // beyond the budget. An object larger than an eighth of the budget is not
@@ -39,7 +42,7 @@ class ObjectCache {
 
   size_t bytes() const { return bytes_; }
   size_t budget() const { return budget_; }
-  size_t entries() const { return map_.size(); }
+  size_t entries() const { return size_; }
   uint64_t hits() const { return hits_; }
   uint64_t misses() const { return misses_; }
 
@@ -47,27 +50,48 @@ class ObjectCache {
   static size_t Charge(std::string_view key, const DvvSet& object);
 
  private:
+  // One allocation per key: the entry, with the key's bytes right after it
+  // (so comparing the key reads the entry's own cache lines, not another
+  // heap block).
   struct Entry {
     DvvSet object;
     size_t charge = 0;
-    size_t slot = 0;  // position in ring_
+    size_t ring_slot = 0;  // position in ring_
+    uint64_t hash = 0;
+    uint32_t key_size = 0;
     bool referenced = false;
-  };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  using Map = std::unordered_map<std::string, Entry, Hash, std::equal_to<>>;
 
-  void Remove(Map::iterator it);
+    std::string_view key() const { return {reinterpret_cast<const char*>(this + 1), key_size}; }
+  };
+  // The index: open addressing with linear probing over a power-of-two table
+  // of (hash, entry) pairs, at most half full. A lookup reads one slot (the
+  // table is 16 bytes a key, small enough to stay in the CPU's caches) and
+  // the one entry whose full 64-bit hash matches; a chained hash table reads
+  // a bucket, a node, the node before it and the key's heap block, each a
+  // cache miss once the cache holds more than the CPU's caches do.
+  struct Slot {
+    uint64_t hash = 0;
+    Entry* entry = nullptr;  // nullptr: empty
+  };
+
+  static uint64_t HashOf(std::string_view key);
+  static Entry* NewEntry(std::string_view key, uint64_t hash, const DvvSet& object, size_t charge);
+  static void DeleteEntry(Entry* e);
+  // The slot holding key, or the empty slot where it would go.
+  size_t Probe(std::string_view key, uint64_t hash) const;
+  void Grow();
+  // Removes the entry in table slot i (backward-shift deletion: no
+  // tombstones, so probes stay short).
+  void RemoveAt(size_t i);
   void EvictOne();
 
   size_t budget_;
   size_t bytes_ = 0;
   uint64_t hits_ = 0;
   uint64_t misses_ = 0;
-  Map map_;
-  std::vector<Map::value_type*> ring_;  // the clock; nullptr: a free slot
+  std::vector<Slot> table_;
+  size_t size_ = 0;
+  std::vector<Entry*> ring_;  // the clock; nullptr: a free slot
   std::vector<size_t> free_slots_;
   size_t hand_ = 0;
 };

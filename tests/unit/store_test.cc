@@ -8,6 +8,8 @@
 
 #include <atomic>
 #include <filesystem>
+#include <map>
+#include <random>
 
 #include <fmt/format.h>
 
@@ -169,6 +171,59 @@ TEST_CASE("object cache: within the budget, entries not used lately go first") {
   // Too big to cache: not cached, and an older copy goes.
   cache.Put("key:000000000005", Object(std::string(charge * 2, 'y')));
   CHECK(cache.Find("key:000000000005") == nullptr);
+}
+
+TEST_CASE("object cache: under random puts, erases and evictions a lookup finds the last object put or nothing") {
+  std::mt19937_64 rng(7);
+  std::map<std::string, DvvSet> model;  // what was last put, not erased since
+  // Room for about a quarter of the keys: evictions all the time, and the
+  // index grows, shrinks back to a few keys and is probed across wrap-around.
+  DvvSet sample = Object(std::string(40, 'v'));
+  ObjectCache cache(ObjectCache::Charge("key:000000000000", sample) * 150);
+  for (int step = 0; step < 200000; ++step) {
+    std::string key = fmt::format("key:{:012}", rng() % 600);
+    uint64_t what = rng() % 10;
+    if (what < 5) {
+      DvvSet object = Object(fmt::format("value {} of {}", step, key));
+      cache.Put(key, object);
+      model[key] = object;
+    } else if (what < 6) {
+      cache.Erase(key);
+      model.erase(key);
+    } else {
+      const DvvSet* found = cache.Find(key);
+      if (found != nullptr) {
+        REQUIRE(model.contains(key));
+        REQUIRE(*found == model[key]);
+      }
+    }
+    REQUIRE(cache.bytes() <= cache.budget());
+    REQUIRE(cache.entries() <= model.size());
+  }
+  CHECK(cache.hits() > 0);
+  CHECK(cache.misses() > 0);
+  // Erasing everything leaves it empty, and it fills again.
+  for (int k = 0; k < 600; ++k) cache.Erase(fmt::format("key:{:012}", k));
+  CHECK(cache.entries() == 0);
+  CHECK(cache.bytes() == 0);
+  cache.Put("key:000000000001", sample);
+  REQUIRE(cache.Find("key:000000000001") != nullptr);
+  CHECK(*cache.Find("key:000000000001") == sample);
+}
+
+TEST_CASE("object cache: with room for all, every key put is found (the index grows)") {
+  ObjectCache cache(size_t{1} << 30);
+  for (int k = 0; k < 20000; ++k) cache.Put(fmt::format("k{}", k), Object(std::to_string(k)));
+  CHECK(cache.entries() == 20000);
+  for (int k = 0; k < 20000; k += 7) {
+    const DvvSet* found = cache.Find(fmt::format("k{}", k));
+    REQUIRE(found != nullptr);
+    CHECK(*found == Object(std::to_string(k)));
+  }
+  CHECK(cache.Find("k20000") == nullptr);
+  CHECK(cache.Find("") == nullptr);
+  cache.Put("", Object("empty key"));
+  REQUIRE(cache.Find("") != nullptr);
 }
 
 TEST_CASE("store: the LevelDB store's object cache never serves a stale object") {
