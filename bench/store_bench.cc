@@ -115,19 +115,18 @@ int Run(const Options& o) {
     return Status::OK();
   };
 
+  auto fail = [](std::string_view phase, const Status& s) {
+    fmt::print(stderr, "ringkv-storebench: {}: {}\n", phase, s.ToString());
+    return 1;
+  };
+
   // Every key once, not measured: gets find data, puts read-modify-write.
   for (uint64_t i = 0; i < o.keys; ++i) {
     Status s = put(KeyName(i));
     if (s.ok() && (i + 1) % o.batch == 0) s = commit();
-    if (!s.ok()) {
-      fmt::print(stderr, "ringkv-storebench: preload: {}\n", s.ToString());
-      return 1;
-    }
+    if (!s.ok()) return fail("preload", s);
   }
-  if (Status s = commit(); !s.ok()) {
-    fmt::print(stderr, "ringkv-storebench: preload: {}\n", s.ToString());
-    return 1;
-  }
+  if (Status s = commit(); !s.ok()) return fail("preload", s);
   // Let the preload's compactions finish before the clock starts.
   auto settle = [] {
     double last = CpuSeconds(RUSAGE_SELF);
@@ -161,15 +160,9 @@ int Run(const Options& o) {
       s = put(key);
     }
     if (s.ok() && (i + 1) % o.batch == 0) s = commit();
-    if (!s.ok()) {
-      fmt::print(stderr, "ringkv-storebench: {}\n", s.ToString());
-      return 1;
-    }
+    if (!s.ok()) return fail("run", s);
   }
-  if (Status s = commit(); !s.ok()) {
-    fmt::print(stderr, "ringkv-storebench: {}\n", s.ToString());
-    return 1;
-  }
+  if (Status s = commit(); !s.ok()) return fail("run", s);
   double loop_thread = CpuSeconds(RUSAGE_THREAD) - thread0;
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   settle();  // the compactions these writes caused
