@@ -735,6 +735,11 @@ CLI::App* AddBenchCommand(CLI::App* app, BenchCliOptions* out) {
   auto* strict =
       cmd->add_flag("--strict", q.strict, "Strict quorum: primary replicas only")->group("Quorum");
   sloppy->excludes(strict);
+  cmd->add_flag("--lww", q.lww,
+                "Last-write-wins requests: a put keeps only the newest sibling and a get answers it "
+                "(Redis SET/GET semantics, as the Redis-protocol rows of bench/compare run; loses "
+                "concurrent writes)")
+      ->group("Quorum");
   cmd->fallthrough();
   cmd->footer(std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp);
   return cmd;

@@ -92,6 +92,28 @@ TEST_CASE("bench: a fixed number of operations over three nodes, every one answe
          << run["ops_per_s"].get<double>() << " ops/s, p99 " << lat["p99"].get<double>() << " ms");
 }
 
+TEST_CASE("bench: --lww keeps one sibling per key where blind puts pile them up") {
+  Cluster c(3);
+  // Eight clients putting blind into 20 keys through three coordinators:
+  // every put is concurrent with the others on its key.
+  std::vector<std::string> shape = {"--clients", "8", "--requests", "2000", "--keys", "20", "--ratio", "1:1"};
+  std::vector<std::string> lww_args = shape;
+  lww_args.push_back("--lww");
+  json lww = RunJson(c, lww_args);
+  CHECK(lww["quorum"]["lww"] == true);
+  CHECK(lww["errors"] == 0);
+  CHECK(lww["max_siblings"] == 1);
+  CliResult got = c.Cli(1, {"get", "key:000000000003", "--json"});  // not lww: what is stored
+  REQUIRE(got.exit_code == 0);
+  CHECK(json::parse(got.out)["siblings"].size() == 1);
+
+  json blind = RunJson(c, shape);
+  CHECK(blind["quorum"]["lww"] == false);
+  CHECK(blind["max_siblings"].get<int>() > 1);
+  REPORT("bench: 20 keys, 8 blind writers: at most " << blind["max_siblings"].get<int>()
+         << " siblings per key; with --lww " << lww["max_siblings"].get<int>());
+}
+
 TEST_CASE("bench: a node killed during the run is counted as errors, and the run finishes") {
   Cluster c(3);
   auto killer = std::async(std::launch::async, [&c] {
