@@ -92,10 +92,14 @@ TEST_CASE("bench: a fixed number of operations over three nodes, every one answe
          << run["ops_per_s"].get<double>() << " ops/s, p99 " << lat["p99"].get<double>() << " ms");
 }
 
-TEST_CASE("bench: --lww keeps one sibling per key where blind puts pile them up") {
+TEST_CASE("bench: with --lww every read answers one sibling; blind puts pile them up") {
   Cluster c(3);
   // Eight clients putting blind into 20 keys through three coordinators:
-  // every put is concurrent with the others on its key.
+  // every put is concurrent with the others on its key. With lww a put keeps
+  // the newest sibling of what its coordinator holds and a get answers the
+  // newest of what it read. (Two lww puts through different coordinators
+  // at once are still concurrent, so a replica may hold both until the next
+  // lww write of the key collapses them: the store is not checked.)
   std::vector<std::string> shape = {"--clients", "8", "--requests", "2000", "--keys", "20", "--ratio", "1:1"};
   std::vector<std::string> lww_args = shape;
   lww_args.push_back("--lww");
@@ -103,9 +107,7 @@ TEST_CASE("bench: --lww keeps one sibling per key where blind puts pile them up"
   CHECK(lww["quorum"]["lww"] == true);
   CHECK(lww["errors"] == 0);
   CHECK(lww["max_siblings"] == 1);
-  CliResult got = c.Cli(1, {"get", "key:000000000003", "--json"});  // not lww: what is stored
-  REQUIRE(got.exit_code == 0);
-  CHECK(json::parse(got.out)["siblings"].size() == 1);
+  CHECK(lww["siblings_seen"] == 0);
 
   json blind = RunJson(c, shape);
   CHECK(blind["quorum"]["lww"] == false);
