@@ -25,8 +25,6 @@ ObjectCache::~ObjectCache() {
   }
 }
 
-uint64_t ObjectCache::HashOf(std::string_view key) { return KeyHash(key); }
-
 ObjectCache::Entry* ObjectCache::NewEntry(std::string_view key, uint64_t hash, const DvvSet& object,
                                           size_t charge) {
   void* memory = ::operator new(sizeof(Entry) + key.size());
@@ -65,7 +63,7 @@ const DvvSet* ObjectCache::Find(std::string_view key) {
     ++misses_;
     return nullptr;
   }
-  Entry* e = table_[Probe(key, HashOf(key))].entry;
+  Entry* e = table_[Probe(key, KeyHash(key))].entry;
   if (e == nullptr) {
     ++misses_;
     return nullptr;
@@ -77,7 +75,7 @@ const DvvSet* ObjectCache::Find(std::string_view key) {
 
 void ObjectCache::Put(std::string_view key, const DvvSet& object) {
   size_t charge = Charge(key, object);
-  uint64_t hash = HashOf(key);
+  uint64_t hash = KeyHash(key);
   if (charge > budget_ / 8) {
     if (size_ > 0) {
       size_t i = Probe(key, hash);
@@ -112,7 +110,7 @@ void ObjectCache::Put(std::string_view key, const DvvSet& object) {
 
 void ObjectCache::Erase(std::string_view key) {
   if (size_ == 0) return;
-  size_t i = Probe(key, HashOf(key));
+  size_t i = Probe(key, KeyHash(key));
   if (table_[i].entry != nullptr) RemoveAt(i);
 }
 

@@ -74,7 +74,6 @@ class ObjectCache {
     Entry* entry = nullptr;  // nullptr: empty
   };
 
-  static uint64_t HashOf(std::string_view key);
   static Entry* NewEntry(std::string_view key, uint64_t hash, const DvvSet& object, size_t charge);
   static void DeleteEntry(Entry* e);
   // The slot holding key, or the empty slot where it would go.

@@ -10,18 +10,14 @@ ReplicaSet ReplicaSet::Choose(const std::vector<NodeId>& preference, uint32_t n,
                               const std::function<bool(const NodeId&)>& alive) {
   ReplicaSet set;
   size_t primaries = std::min<size_t>(n, preference.size());
-  if (!sloppy) {
-    for (size_t i = 0; i < primaries; ++i) set.replicas_.push_back({preference[i], true, {}});
-    set.answers_.assign(set.replicas_.size(), Answer::kNone);
-    set.failures_.resize(set.replicas_.size());
-    return set;
-  }
-  for (size_t i = primaries; i < preference.size(); ++i) {
-    if (alive(preference[i])) set.standby_.push_back(preference[i]);
+  if (sloppy) {
+    for (size_t i = primaries; i < preference.size(); ++i) {
+      if (alive(preference[i])) set.standby_.push_back(preference[i]);
+    }
   }
   for (size_t i = 0; i < primaries; ++i) {
     const NodeId& p = preference[i];
-    if (alive(p) || set.standby_.empty()) {
+    if (!sloppy || alive(p) || set.standby_.empty()) {
       set.replicas_.push_back({p, true, {}});  // a dead one with no stand-in fails fast
     } else {
       set.replicas_.push_back({set.standby_.front(), false, p});
