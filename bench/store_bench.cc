@@ -32,7 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dvv.h"
-#include "node/store.h"
+#include "store/leveldb_store.h"
 
 namespace ringkv {
 namespace {

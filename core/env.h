@@ -1,5 +1,5 @@
 // The two seams between protocol logic and the world: Transport sends
-// messages, Clock tells time and runs timers. node/runtime.cc implements them
+// messages, Clock tells time and runs timers. server/runtime.cc implements them
 // with libuv sockets and timers; tests/sim with a seeded virtual network and
 // virtual time. Protocol classes hold pointers to these and do no other I/O.
 #pragma once

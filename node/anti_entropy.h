@@ -25,7 +25,7 @@
 #include "antientropy/merkle_tree.h"
 #include "core/env.h"
 #include "node/cluster_membership.h"
-#include "node/store.h"
+#include "store/store.h"
 
 namespace ringkv {
 

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "core/env.h"
-#include "node/store.h"
+#include "store/store.h"
 
 namespace ringkv {
 

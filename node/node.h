@@ -1,22 +1,20 @@
-// Node: the protocol state machine of one ringkv node.
+// Node: the protocol state machine of one ringkv node, and the wiring of its
+// parts.
 //
 // It receives envelopes (from clients and peers) and timer callbacks, and
 // emits envelopes through Transport; it reads and writes its own replicas
 // through Store. It does no other I/O, so the same class runs under the libuv
-// runtime (node/runtime.h) and in the simulator (tests/sim).
+// runtime (server/runtime.h) and in the simulator (tests/sim).
 //
-// Requests (see shared/DESIGN.md, "Requests"):
-//  - GET: ask the first n replicas of the key's preference list, answer after
-//    r replies (pr of them from primaries) with their DVV merge, then keep
-//    collecting until all n answered or the timeout, and send the merge to
-//    every replica whose copy was missing or older (read repair).
-//  - PUT/DELETE: a node that is not among the key's replicas forwards the
-//    request to one that is; that replica mints the dot, stores the object,
-//    sends it to the other replicas and answers after w acknowledgements (pw
-//    from primaries; its own counts).
-//  - A request that cannot reach its quorum answers with an error that says
-//    what it got. Writes that reached fewer than w replicas stay where they
-//    landed (no rollback).
+// The parts, each a state machine of its own (shared/DESIGN.md):
+//  - Coordinator (node/coordinator.h): GET/PUT/DELETE requests, quorums,
+//    forwarding, sloppy fallbacks, read repair.
+//  - Replica (node/replica.h): this node's copies: reads, merges, minting
+//    the dot of a write, hints.
+//  - Gossiper + ClusterMembership: members, liveness, the ring.
+//  - HintedHandoff, OwnershipHandoff, AntiEntropy, TombstoneReaper.
+// Node::OnMessage routes each message to its part; answers to a part's
+// requests come back tagged by request id (core/env.h).
 // All state is owned by the loop thread that calls in; nothing is locked.
 #pragma once
 
@@ -30,71 +28,22 @@
 #include <unordered_map>
 #include <vector>
 
-#include "core/histogram.h"
-#include "core/limits.h"
-#include "core/message.h"
 #include "core/env.h"
+#include "core/message.h"
 #include "gossip/gossiper.h"
 #include "node/anti_entropy.h"
 #include "node/cluster_membership.h"
+#include "node/config.h"
+#include "node/coordinator.h"
 #include "node/hinted_handoff.h"
 #include "node/membership.h"
 #include "node/ownership_handoff.h"
-#include "node/replica_set.h"
-#include "node/store.h"
+#include "node/replica.h"
+#include "node/stats.h"
 #include "node/tombstone_reaper.h"
+#include "store/store.h"
 
 namespace ringkv {
-
-struct NodeConfig {
-  NodeId id;
-  std::string cluster = "ringkv";
-  uint32_t n = 3;
-  uint32_t r = 2;
-  uint32_t w = 2;
-  uint32_t timeout_ms = 2000;
-  Mode mode = Mode::kSloppy;  // default for requests that do not say
-  size_t max_value_bytes = kDefaultMaxValueBytes;
-  std::string listen_address;  // host:port peers and clients reach this node at
-
-  // Membership. With peers: every listed node (id -> host:port) is a member
-  // from the start (all Up). With seeds: this node joins through them
-  // (Joining, then Up once it holds its partitions). With neither: this node
-  // founds a new cluster. A restarted node keeps what its data dir says.
-  uint32_t ring_size = 64;
-  std::map<NodeId, std::string> peers;
-  std::vector<std::string> seeds;
-  uint64_t gossip_interval_ms = 1000;
-  double phi_threshold = 8.0;
-  uint64_t random_seed = 0;
-
-  AaeConfig aae;
-  // Tombstone reaping: grace period (0: never) and rate; see
-  // node/tombstone_reaper.h.
-  TombstoneConfig tombstones;
-};
-
-// Counters shown by `ringkv stats`.
-struct NodeStats {
-  uint64_t gets = 0;
-  uint64_t puts = 0;
-  uint64_t deletes = 0;
-  uint64_t forwarded_puts = 0;
-  uint64_t duplicate_forwards = 0;  // forwarded puts received twice, ignored
-  uint64_t get_not_found = 0;
-  uint64_t read_quorum_failures = 0;
-  uint64_t write_quorum_failures = 0;
-  uint64_t invalid_requests = 0;
-  uint64_t read_repairs = 0;       // repair writes sent
-  uint64_t siblings_seen = 0;      // gets that returned more than one sibling
-  uint64_t max_siblings = 0;
-  uint64_t replica_reads = 0;      // served for coordinators (incl. self)
-  uint64_t replica_writes = 0;
-  uint64_t wrong_cluster_refused = 0;
-  uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
-  Histogram get_latency_us;
-  Histogram put_latency_us;
-};
 
 class Node {
  public:
@@ -130,7 +79,7 @@ class Node {
   const NodeConfig& config() const { return config_; }
   const NodeStats& stats() const { return stats_; }
   // Objects in this node's store (kept as they are written and erased).
-  uint64_t objects() const { return objects_; }
+  uint64_t objects() const { return replica_.objects(); }
   // JSON documents answered to InfoRequest topics.
   std::string StatusJson() const;
   std::string RingJson() const;
@@ -150,58 +99,12 @@ class Node {
   size_t pending_requests() const;
 
  private:
-  struct GetOp;
-  struct PutOp;
-  struct ForwardOp;
-  struct Resolved {
-    uint32_t n, r, w, pr, pw, timeout_ms;
-    Mode mode;
-    bool lww;
-  };
-  // origin: the client connection, or a peer node (forwarded puts).
-  struct Origin {
-    ClientId conn = 0;
-    NodeId peer;  // non-empty: reply goes to this peer
-    uint64_t request_id = 0;
-  };
-
   void OnMembershipChange();
   void WaitToExit();
   void HandleClient(ClientId conn, Envelope env);
+  void HandleInfo(ClientId conn, uint64_t request_id, const InfoRequest& info);
   void HandlePeer(ClientId conn, Envelope env);
-
-  Result<Resolved> ResolveQuorum(const Quorum& q) const;
-  ReplicaSet ChooseReplicas(const std::string& key, const Resolved& q) const;
-
-  void StartGet(Origin origin, GetRequest req);
-  void AddGetFallback(GetOp& op, const NodeId& failed);
-  void OnGetTimeout(uint64_t op_id);
-  void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
-                   std::optional<DvvSet> object);
-  void MaybeFinishGet(GetOp& op);
-  void FinishReadRepair(uint64_t op_id);
-
-  void StartPut(Origin origin, PutRequest req);
-  void Forward(std::unique_ptr<ForwardOp> op);
-  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas);
-  void AddPutFallback(PutOp& op, const NodeId& failed);
-  void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
-  void MaybeFinishPut(PutOp& op);
-  void OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply);
-
-  void Answer(const Origin& origin, Reply reply);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
-
-  // Local replica operations. A read as a fallback for hint_for includes the
-  // hinted copy.
-  ReplicaReadReply LocalRead(const std::string& key, const NodeId& hint_for = {});
-  Status LocalMerge(const std::string& key, const DvvSet& object);
-  // Every write to the main store goes through here, so the Merkle tree of
-  // the key's partition stays in step. old: what was stored (nullptr: none).
-  Status WriteLocal(const std::string& key, const DvvSet* old, const DvvSet& now);
-  Status EraseLocal(const std::string& key);
-  // Every hint this node keeps goes through here (the reaper's fence).
-  Status AddHint(const NodeId& target, const std::string& key, const DvvSet& object);
 
   NodeConfig config_;
   Store* store_;
@@ -218,22 +121,9 @@ class Node {
   uint64_t left_at_us_ = 0;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
-  // Objects in the store, counted once at Start and kept by WriteLocal and
-  // EraseLocal (a full count is a scan of the store: too slow for status).
-  uint64_t objects_ = 0;
-  uint64_t next_op_id_ = 1;
-  uint64_t fallback_actors_ = 0;
-  // Forwarded puts seen lately, by (forwarder, its request id), to ignore
-  // duplicates. Request ids are unique per incarnation (FirstRequestId).
-  static constexpr size_t kForwardedRemembered = 1 << 16;
-  std::set<std::pair<NodeId, uint64_t>> forwarded_seen_;
-  std::deque<std::pair<NodeId, uint64_t>> forwarded_order_;  // actors minted for fallback writes this incarnation
+  Replica replica_;
+  Coordinator coordinator_;
   uint64_t started_us_ = 0;
-  // Requests in flight by id: every reply and ack looks its request up, so a
-  // hash table (one probe) rather than a tree (a dozen cold nodes at -P 16).
-  std::unordered_map<uint64_t, std::unique_ptr<GetOp>> gets_;
-  std::unordered_map<uint64_t, std::unique_ptr<PutOp>> puts_;
-  std::unordered_map<uint64_t, std::unique_ptr<ForwardOp>> forwards_;
   std::function<std::string()> connections_report_;
 };
 

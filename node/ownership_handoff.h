@@ -34,7 +34,7 @@
 #include "core/env.h"
 #include "gossip/gossiper.h"
 #include "node/cluster_membership.h"
-#include "node/store.h"
+#include "store/store.h"
 
 namespace ringkv {
 

@@ -58,7 +58,7 @@
 #include "core/env.h"
 #include "node/cluster_membership.h"
 #include "node/hinted_handoff.h"
-#include "node/store.h"
+#include "store/store.h"
 
 namespace ringkv {
 

@@ -28,7 +28,7 @@
 
 #include "node/membership.h"
 #include "node/node.h"
-#include "node/store.h"
+#include "store/memory_store.h"
 
 namespace ringkv::sim {
 

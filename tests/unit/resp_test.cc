@@ -1,8 +1,8 @@
-// The Redis-protocol front end: the RESP2 parser and encoder (node/resp.h)
+// The Redis-protocol front end: the RESP2 parser and encoder (resp/parser.h)
 // and the session that turns commands into node requests and replies back
-// into RESP, in command order (node/resp_session.h). No sockets: bytes and
+// into RESP, in command order (resp/session.h). No sockets: bytes and
 // node answers are crafted here.
-#include "node/resp.h"
+#include "resp/parser.h"
 
 #include <doctest/doctest.h>
 
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "core/codec.h"
-#include "node/resp_session.h"
+#include "resp/session.h"
 
 using namespace ringkv;
 

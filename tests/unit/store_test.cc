@@ -14,8 +14,9 @@
 #include <fmt/format.h>
 
 #include "core/hash.h"
-#include "node/object_cache.h"
-#include "node/store.h"
+#include "store/object_cache.h"
+#include "store/leveldb_store.h"
+#include "store/memory_store.h"
 
 using namespace ringkv;
 

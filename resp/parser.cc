@@ -1,4 +1,4 @@
-#include "node/resp.h"
+#include "resp/parser.h"
 
 #include <fmt/format.h>
 

@@ -20,8 +20,8 @@
 
 #include "core/codec.h"
 #include "core/hash.h"
-#include "node/object_cache.h"
-#include "node/store.h"
+#include "store/object_cache.h"
+#include "store/leveldb_store.h"
 
 namespace ringkv {
 

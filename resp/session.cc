@@ -1,4 +1,4 @@
-#include "node/resp_session.h"
+#include "resp/session.h"
 
 #include <fmt/format.h>
 

@@ -1,4 +1,4 @@
-#include "node/store.h"
+#include "store/memory_store.h"
 
 #include "core/hash.h"
 

@@ -1,4 +1,4 @@
-#include "node/object_cache.h"
+#include "store/object_cache.h"
 
 #include <cstring>
 #include <new>

@@ -15,8 +15,8 @@
 
 #include "node/membership.h"
 #include "node/node.h"
-#include "node/runtime.h"
-#include "node/store.h"
+#include "server/runtime.h"
+#include "store/leveldb_store.h"
 
 namespace {
 

@@ -6,7 +6,8 @@
 // (node id, cluster name, ring size) lives in its own key space.
 //
 // Calls are synchronous and made from the node's loop thread only. Two
-// implementations: MemoryStore (tests, simulator) and LevelDbStore.
+// implementations: MemoryStore (store/memory_store.h: tests, simulator) and
+// the LevelDB store (store/leveldb_store.h).
 #pragma once
 
 #include <cstdint>
@@ -89,42 +90,5 @@ class Store {
 // The byte key under which an object is stored: 'o', the big-endian 64-bit
 // KeyHash, then the key. Part of the on-disk format.
 std::string ObjectStoreKey(std::string_view key);
-
-class MemoryStore final : public Store {
- public:
-  Status Get(std::string_view key, DvvSet* object) override;
-  Status Put(std::string_view key, const DvvSet& object) override;
-  Status Erase(std::string_view key) override;
-  Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override;
-  uint64_t CountObjects() override { return objects_.size(); }
-  Status GetMeta(std::string_view name, std::string* value) override;
-  Status PutMeta(std::string_view name, std::string_view value) override;
-  Status GetHint(const NodeId& target, std::string_view key, Hint* hint) override;
-  Status PutHint(const NodeId& target, const Hint& hint) override;
-  Status EraseHint(const NodeId& target, std::string_view key) override;
-  Status ScanHints(const NodeId& target, const HintFn& fn) override;
-  Status SummarizeHints(std::map<NodeId, HintSummary>* out) override;
-
- private:
-  struct Entry {
-    std::string key;
-    DvvSet object;
-  };
-  std::map<std::string, Entry, std::less<>> objects_;  // by ObjectStoreKey
-  std::map<std::string, std::string, std::less<>> meta_;
-  std::map<NodeId, std::map<std::string, Hint>> hints_;  // by target, then ObjectStoreKey
-};
-
-struct LevelDbOptions {
-  bool sync = false;              // fsync every commit before acknowledging its writes
-  size_t cache_bytes = 32 << 20;  // block cache
-  size_t write_buffer_bytes = 16 << 20;
-  // Decoded objects of recently used keys (node/object_cache.h); 0: none.
-  size_t object_cache_bytes = 64 << 20;
-};
-
-// Opens (creating if needed) a LevelDB store in dir.
-Result<std::unique_ptr<Store>> OpenLevelDbStore(const std::string& dir,
-                                                const LevelDbOptions& options);
 
 }  // namespace ringkv

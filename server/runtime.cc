@@ -1,4 +1,4 @@
-#include "node/runtime.h"
+#include "server/runtime.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -48,7 +48,7 @@
 #include <vector>
 
 #include "core/message.h"
-#include "node/resp.h"
+#include "resp/parser.h"
 
 namespace ringkv {
 

@@ -1,6 +1,6 @@
 // RESP2, the Redis serialization protocol: a pure, incremental command
 // parser and the reply encoder. No I/O: the runtime feeds bytes in and writes
-// the bytes out (see node/resp_session.h for what the commands do).
+// the bytes out (see resp/session.h for what the commands do).
 //
 // Requests are arrays of bulk strings ("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
 // what redis-cli and redis-benchmark send) or inline commands, one line of

@@ -19,7 +19,7 @@
 
 #include "core/env.h"
 #include "node/node.h"
-#include "node/resp_session.h"
+#include "resp/session.h"
 
 namespace ringkv {
 
@@ -32,7 +32,7 @@ struct RuntimeOptions {
   // Data to a peer unacknowledged this long aborts the connection
   // (TCP_USER_TIMEOUT); the next message reconnects.
   uint64_t peer_timeout_ms = 5000;
-  // A second listener for Redis-protocol clients (node/resp_session.h):
+  // A second listener for Redis-protocol clients (resp/session.h):
   // their commands become the same requests as native clients'. Port 0: off.
   std::string resp_host;
   uint16_t resp_port = 0;

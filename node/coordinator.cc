@@ -1,0 +1,548 @@
+#include "node/coordinator.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/codec.h"
+
+namespace ringkv {
+
+struct Coordinator::GetOp {
+  uint64_t id = 0;
+  Origin origin;
+  std::string key;
+  Resolved q{};
+  ReplicaSet replicas;
+  std::map<NodeId, std::optional<DvvSet>> replies;  // nullopt: replica has nothing
+  bool answered = false;
+  uint64_t start_us = 0;
+  Clock::TimerId timer = 0;
+  Clock::TimerId straggler_timer = 0;
+};
+
+struct Coordinator::PutOp {
+  uint64_t id = 0;
+  Origin origin;
+  std::string key;
+  Resolved q{};
+  ReplicaSet replicas;
+  DvvSet object;
+  Dot dot;  // minted here
+  std::set<NodeId> coordinator_hints;  // primaries this node holds a hint for
+  bool answered = false;  // the client has its answer; the op lives on until
+                          // every replica answered, so late failures still
+                          // get a fallback (and a hint)
+  uint64_t start_us = 0;
+  Clock::TimerId timer = 0;
+  Clock::TimerId straggler_timer = 0;
+};
+
+struct Coordinator::ForwardOp {
+  uint64_t id = 0;
+  Origin origin;
+  PutRequest req;
+  std::vector<NodeId> candidates;
+  size_t next = 0;
+  std::map<NodeId, std::string> failures;
+  uint64_t start_us = 0;
+  Clock::TimerId timer = 0;
+};
+
+namespace {
+
+Reply ErrorReply(Status s) { return Reply{std::move(s), std::nullopt, std::nullopt}; }
+
+}  // namespace
+
+Coordinator::Coordinator(const NodeConfig* config, NodeStats* stats, const Membership* membership,
+                         Transport* transport, Clock* clock, Replica* replica)
+    : config_(config),
+      stats_(stats),
+      membership_(membership),
+      transport_(transport),
+      clock_(clock),
+      replica_(replica) {}
+
+Coordinator::~Coordinator() {
+  for (auto& [id, op] : gets_) {
+    clock_->Cancel(op->timer);
+    clock_->Cancel(op->straggler_timer);
+  }
+  for (auto& [id, op] : puts_) {
+    clock_->Cancel(op->timer);
+    clock_->Cancel(op->straggler_timer);
+  }
+  for (auto& [id, op] : forwards_) clock_->Cancel(op->timer);
+}
+
+void Coordinator::SendPeer(const NodeId& to, uint64_t request_id, Body body) {
+  transport_->Send(to, Envelope{request_id, config_->id, config_->cluster, std::move(body)});
+}
+
+void Coordinator::Answer(const Origin& origin, Reply reply) {
+  if (!origin.peer.empty()) {
+    SendPeer(origin.peer, origin.request_id, std::move(reply));
+  } else {
+    transport_->Reply(origin.conn, Envelope{origin.request_id, {}, {}, std::move(reply)});
+  }
+}
+
+void Coordinator::OnForwardedPut(const NodeId& from, uint64_t request_id, PutRequest req) {
+  // Two dots for one client write would leave a sibling that a delete with
+  // the client's context misses.
+  if (!forwarded_seen_.insert({from, request_id}).second) {
+    ++stats_->duplicate_forwards;
+    return;
+  }
+  forwarded_order_.emplace_back(from, request_id);
+  if (forwarded_order_.size() > kForwardedRemembered) {
+    forwarded_seen_.erase(forwarded_order_.front());
+    forwarded_order_.pop_front();
+  }
+  req.forwarded = true;
+  StartPut(Origin{0, from, request_id}, std::move(req));
+}
+
+// ---------------------------------------------------------------------------
+// Quorum settings and replica choice
+
+Result<Coordinator::Resolved> Coordinator::ResolveQuorum(const Quorum& q) const {
+  Resolved out{};
+  size_t members = membership_->ring().members().size();
+  out.n = q.n ? q.n : config_->n;
+  if (q.n == 0) out.n = std::min<uint32_t>(out.n, static_cast<uint32_t>(members));
+  if (out.n == 0) return Status::Unavailable("the ring has no members");
+  if (out.n > members) {
+    return Status::InvalidArgument(
+        fmt::format("n={} but the cluster has {} node{}", out.n, members, members == 1 ? "" : "s"));
+  }
+  out.r = q.r ? q.r : std::min(config_->r, out.n);
+  out.w = q.w ? q.w : std::min(config_->w, out.n);
+  out.pr = q.pr;
+  out.pw = q.pw;
+  if (out.r > out.n) return Status::InvalidArgument(fmt::format("r={} is more than n={}", out.r, out.n));
+  if (out.w > out.n) return Status::InvalidArgument(fmt::format("w={} is more than n={}", out.w, out.n));
+  if (out.pr > out.r) return Status::InvalidArgument(fmt::format("pr={} is more than r={}", out.pr, out.r));
+  if (out.pw > out.w) return Status::InvalidArgument(fmt::format("pw={} is more than w={}", out.pw, out.w));
+  out.timeout_ms = q.timeout_ms ? q.timeout_ms : config_->timeout_ms;
+  out.mode = q.mode == Mode::kDefault ? config_->mode : q.mode;
+  out.lww = q.lww;
+  return out;
+}
+
+ReplicaSet Coordinator::ChooseReplicas(const std::string& key, const Resolved& q) const {
+  const Ring& ring = membership_->ring();
+  return ReplicaSet::Choose(ring.PreferenceList(ring.PartitionOfKey(key)), q.n,
+                            q.mode == Mode::kSloppy, [this](const NodeId& id) {
+                              return id == config_->id || membership_->IsAlive(id);
+                            });
+}
+
+// ---------------------------------------------------------------------------
+// GET
+
+void Coordinator::StartGet(Origin origin, GetRequest req) {
+  ++stats_->gets;
+  auto q = ResolveQuorum(req.quorum);
+  if (!q.ok()) {
+    ++stats_->invalid_requests;
+    Answer(origin, ErrorReply(q.status()));
+    return;
+  }
+  auto op = std::make_unique<GetOp>();
+  op->id = next_op_id_++;
+  op->origin = origin;
+  op->key = std::move(req.key);
+  op->q = *q;
+  op->replicas = ChooseReplicas(op->key, *q);
+  op->start_us = clock_->NowMicros();
+  uint64_t id = op->id;
+  op->timer = clock_->After(q->timeout_ms, [this, id] { OnGetTimeout(id); });
+  if (q->mode == Mode::kSloppy) {
+    // Replicas still silent at half the timeout get a fallback beside them.
+    op->straggler_timer = clock_->After(q->timeout_ms / 2, [this, id] {
+      auto it = gets_.find(id);
+      if (it == gets_.end()) return;
+      it->second->straggler_timer = 0;
+      for (const NodeId& silent : it->second->replicas.Silent()) AddGetFallback(*it->second, silent);
+    });
+  }
+  std::vector<ReplicaSet::Replica> replicas = op->replicas.replicas();
+  std::string key = op->key;
+  gets_[id] = std::move(op);
+  std::optional<ReplicaSet::Replica> local;
+  for (const auto& r : replicas) {
+    if (r.node == config_->id) {
+      local = r;
+    } else {
+      SendPeer(r.node, id, ReplicaRead{key, r.hint_for});
+    }
+  }
+  if (local) {
+    ReplicaReadReply r = replica_->Read(key, local->hint_for);
+    OnReadReply(id, config_->id, std::move(r.status), std::move(r.object));
+  }
+}
+
+void Coordinator::AddGetFallback(GetOp& op, const NodeId& failed) {
+  if (op.answered) return;
+  auto sub = op.replicas.Substitute(failed);
+  if (!sub) return;
+  if (sub->node == config_->id) {
+    uint64_t id = op.id;
+    ReplicaReadReply r = replica_->Read(op.key, sub->hint_for);
+    OnReadReply(id, config_->id, std::move(r.status), std::move(r.object));
+  } else {
+    SendPeer(sub->node, op.id, ReplicaRead{op.key, sub->hint_for});
+  }
+}
+
+void Coordinator::OnGetTimeout(uint64_t id) {
+  auto it = gets_.find(id);
+  if (it == gets_.end()) return;
+  GetOp& g = *it->second;
+  g.timer = 0;
+  if (!g.answered) {
+    g.answered = true;
+    ++stats_->read_quorum_failures;
+    Answer(g.origin, ErrorReply(Status::Unavailable(
+                         g.replicas.DescribeFailure(true, g.q.r, g.q.n, g.q.pr, true))));
+  }
+  FinishReadRepair(id);
+}
+
+void Coordinator::OnReadReply(uint64_t op_id, const NodeId& from, Status status,
+                       std::optional<DvvSet> object) {
+  auto it = gets_.find(op_id);
+  if (it == gets_.end()) return;  // late reply after the op ended
+  GetOp& op = *it->second;
+  if (status.ok() || status.IsNotFound()) {
+    if (!op.replicas.RecordOk(from)) return;  // not asked, or a duplicate
+    op.replies[from] = std::move(object);
+  } else {
+    if (!op.replicas.RecordFailure(from, status.ToString())) return;
+    if (op.q.mode == Mode::kSloppy) {
+      AddGetFallback(op, from);
+      if (!gets_.contains(op_id)) return;
+    }
+  }
+  MaybeFinishGet(op);
+}
+
+void Coordinator::MaybeFinishGet(GetOp& op) {
+  uint64_t id = op.id;
+  const ReplicaSet& rs = op.replicas;
+  if (!op.answered) {
+    if (rs.ok() >= op.q.r && rs.ok_primaries() >= op.q.pr) {
+      op.answered = true;
+      DvvSet merged;
+      for (const auto& [node, obj] : op.replies) {
+        if (obj) merged = DvvSet::Sync(merged, *obj);
+      }
+      if (op.q.lww) merged = DvvSet::CollapseLww(merged);
+      stats_->get_latency_us.Record(clock_->NowMicros() - op.start_us);
+      Reply reply;
+      if (merged.empty()) {
+        ++stats_->get_not_found;
+        reply.status = Status::NotFound("key not found");
+      } else if (merged.IsDeleted()) {
+        ++stats_->get_not_found;
+        reply.status = Status::NotFound("key not found (deleted)");
+        reply.object = std::move(merged);  // its context lets a client write over the delete
+      } else {
+        size_t live = merged.LiveSiblings().size();
+        if (live > 1) ++stats_->siblings_seen;
+        stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
+        reply.object = std::move(merged);
+      }
+      Answer(op.origin, std::move(reply));
+    } else if (rs.ok() + rs.outstanding() < op.q.r ||
+               rs.ok_primaries() + rs.outstanding_primaries() < op.q.pr) {
+      op.answered = true;
+      ++stats_->read_quorum_failures;
+      Answer(op.origin, ErrorReply(Status::Unavailable(
+                            rs.DescribeFailure(true, op.q.r, op.q.n, op.q.pr, false))));
+    }
+  }
+  if (op.answered && rs.outstanding() == 0) FinishReadRepair(id);
+}
+
+void Coordinator::FinishReadRepair(uint64_t op_id) {
+  auto it = gets_.find(op_id);
+  if (it == gets_.end()) return;
+  std::unique_ptr<GetOp> op = std::move(it->second);
+  gets_.erase(it);
+  clock_->Cancel(op->timer);
+  clock_->Cancel(op->straggler_timer);
+  DvvSet merged;
+  for (const auto& [node, obj] : op->replies) {
+    if (obj) merged = DvvSet::Sync(merged, *obj);
+  }
+  if (merged.empty()) return;
+  // An lww read answers with the newest sibling only, but repairs with the
+  // full merge: a read must not resolve a conflict for every other client.
+  for (const auto& [node, obj] : op->replies) {
+    if (obj && *obj == merged) continue;
+    int i = op->replicas.Find(node);
+    const NodeId& hint_for = op->replicas.replicas()[i].hint_for;
+    ++stats_->read_repairs;
+    if (node == config_->id) {
+      if (hint_for.empty()) {
+        replica_->Merge(op->key, merged);
+      } else {
+        replica_->AddHint(hint_for, op->key, merged);
+      }
+    } else {
+      SendPeer(node, 0, ReplicaWrite{op->key, merged, hint_for});
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// PUT / DELETE
+
+void Coordinator::StartPut(Origin origin, PutRequest req) {
+  if (req.tombstone) {
+    ++stats_->deletes;
+  } else {
+    ++stats_->puts;
+  }
+  auto reject = [&](Status s) {
+    ++stats_->invalid_requests;
+    Answer(origin, ErrorReply(std::move(s)));
+  };
+  if (req.value.size() > config_->max_value_bytes) {
+    return reject(Status::InvalidArgument(fmt::format(
+        "value is {} bytes; the limit is {}", req.value.size(), config_->max_value_bytes)));
+  }
+  auto ctx = DecodeContext(req.context);
+  if (!ctx.ok()) return reject(ctx.status());
+  auto q = ResolveQuorum(req.quorum);
+  if (!q.ok()) return reject(q.status());
+  ReplicaSet replicas = ChooseReplicas(req.key, *q);
+  if (replicas.Contains(config_->id) || req.forwarded) {
+    CoordinatePut(origin, std::move(req), *q, std::move(replicas));
+    return;
+  }
+  ++stats_->forwarded_puts;
+  auto op = std::make_unique<ForwardOp>();
+  op->origin = origin;
+  op->req = std::move(req);
+  op->start_us = clock_->NowMicros();
+  // Replicas believed alive first, in preference order.
+  for (const auto& r : replicas.replicas()) {
+    if (membership_->IsAlive(r.node)) op->candidates.push_back(r.node);
+  }
+  for (const auto& r : replicas.replicas()) {
+    if (!membership_->IsAlive(r.node)) op->candidates.push_back(r.node);
+  }
+  op->id = next_op_id_++;
+  uint64_t id = op->id;
+  // The replica that coordinates needs its own timeout plus the hop.
+  op->timer = clock_->After(q->timeout_ms + 500, [this, id] {
+    auto it = forwards_.find(id);
+    if (it == forwards_.end()) return;
+    std::unique_ptr<ForwardOp> f = std::move(it->second);
+    forwards_.erase(it);
+    ++stats_->write_quorum_failures;
+    Answer(f->origin, ErrorReply(Status::Timeout(fmt::format(
+                          "no answer from replica {} coordinating the write",
+                          f->candidates[std::min(f->next, f->candidates.size() - 1)]))));
+  });
+  Forward(std::move(op));
+}
+
+void Coordinator::Forward(std::unique_ptr<ForwardOp> op) {
+  uint64_t id = op->id;
+  NodeId to = op->candidates[op->next];
+  PutRequest fwd = op->req;
+  fwd.forwarded = true;
+  forwards_[id] = std::move(op);
+  SendPeer(to, id, std::move(fwd));
+}
+
+void Coordinator::OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply) {
+  auto it = forwards_.find(op_id);
+  if (it == forwards_.end()) return;
+  // Only a replica this write was forwarded to may answer it.
+  const auto& tried = it->second->candidates;
+  size_t sent_to = std::min(it->second->next + 1, tried.size());
+  if (std::find(tried.begin(), tried.begin() + sent_to, from) == tried.begin() + sent_to) return;
+  std::unique_ptr<ForwardOp> op = std::move(it->second);
+  forwards_.erase(it);
+  clock_->Cancel(op->timer);
+  stats_->put_latency_us.Record(clock_->NowMicros() - op->start_us);
+  Answer(op->origin, std::move(reply));
+}
+
+void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas) {
+  auto op = std::make_unique<PutOp>();
+  op->id = next_op_id_++;
+  op->origin = origin;
+  op->key = std::move(req.key);
+  op->q = q;
+  op->replicas = std::move(replicas);
+  op->start_us = clock_->NowMicros();
+
+  // This node's copy: its own, or the hint it holds when it stands in as a
+  // fallback for a primary.
+  int self = op->replicas.Find(config_->id);
+  NodeId hint_for = self >= 0 ? op->replicas.replicas()[self].hint_for : NodeId();
+  if (self < 0 && !op->replicas.replicas().empty()) {
+    // A put forwarded here by a node whose view of the ring differs: this
+    // node is no replica, so it keeps its copy as a hint for the first one
+    // (delivered, then deleted, like any hint) rather than as stray data.
+    hint_for = op->replicas.replicas()[0].primary ? op->replicas.replicas()[0].node
+                                                  : op->replicas.replicas()[0].hint_for;
+  }
+  VersionVector context = *DecodeContext(req.context);  // checked in StartPut
+  auto minted = replica_->MintWrite(op->key, context, std::move(req.value), req.tombstone, q.lww,
+                                    clock_->WallMillis(), hint_for);
+  if (!minted.ok()) {
+    Answer(origin, ErrorReply(minted.status()));
+    return;
+  }
+  op->object = std::move(minted->object);
+  op->dot = std::move(minted->dot);
+  uint64_t id = op->id;
+  op->timer = clock_->After(q.timeout_ms, [this, id] {
+    auto it = puts_.find(id);
+    if (it == puts_.end()) return;
+    std::unique_ptr<PutOp> p = std::move(it->second);
+    puts_.erase(it);
+    clock_->Cancel(p->straggler_timer);
+    if (!p->answered) {
+      ++stats_->write_quorum_failures;
+      Answer(p->origin, ErrorReply(Status::Unavailable(
+                            p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true))));
+    }
+  });
+  if (q.mode == Mode::kSloppy) {
+    op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
+      auto it = puts_.find(id);
+      if (it == puts_.end()) return;
+      it->second->straggler_timer = 0;
+      for (const NodeId& silent : it->second->replicas.Silent()) {
+        AddPutFallback(*it->second, silent);
+      }
+    });
+  }
+  // One message for every replica (only the hint differs), built before the
+  // op is filed: a send that fails can end the op.
+  std::vector<ReplicaSet::Replica> targets = op->replicas.replicas();
+  Envelope env{id, config_->id, config_->cluster, ReplicaWrite{op->key, op->object, {}}};
+  auto& write = std::get<ReplicaWrite>(env.body);
+  puts_[id] = std::move(op);
+  for (const auto& r : targets) {
+    if (r.node == config_->id) continue;
+    write.hint_for = r.hint_for;
+    transport_->Send(r.node, env);
+  }
+  // Nodes taking over the key's partition (join/leave in progress) get the
+  // write too, without counting toward w.
+  env.request_id = 0;
+  write.hint_for.clear();
+  for (const NodeId& extra : membership_->PendingOwners(write.key)) {
+    if (extra != config_->id && std::none_of(targets.begin(), targets.end(),
+                                            [&](const auto& r) { return r.node == extra; })) {
+      transport_->Send(extra, env);
+    }
+  }
+  if (self >= 0) OnWriteAck(id, config_->id, Status::OK());
+}
+
+void Coordinator::AddPutFallback(PutOp& op, const NodeId& failed) {
+  auto sub = op.replicas.Substitute(failed);
+  if (!sub) {
+    // No live fallback is left (a small cluster): the coordinator keeps the
+    // hint itself, as Cassandra does, so the primary still gets the write
+    // when it returns. It does not count toward w.
+    int i = op.replicas.Find(failed);
+    if (i < 0) return;
+    const auto& r = op.replicas.replicas()[i];
+    NodeId primary = r.primary ? r.node : r.hint_for;
+    if (primary.empty() || primary == config_->id || !op.coordinator_hints.insert(primary).second) {
+      return;
+    }
+    if (replica_->AddHint(primary, op.key, op.object).ok()) ++stats_->coordinator_hints;
+    return;
+  }
+  if (sub->node == config_->id) {
+    Status s = replica_->AddHint(sub->hint_for, op.key, op.object);
+    OnWriteAck(op.id, config_->id, s);
+  } else {
+    SendPeer(sub->node, op.id, ReplicaWrite{op.key, op.object, sub->hint_for});
+  }
+}
+
+void Coordinator::OnWriteAck(uint64_t op_id, const NodeId& from, Status status) {
+  auto it = puts_.find(op_id);
+  if (it == puts_.end()) return;
+  PutOp& op = *it->second;
+  if (status.ok()) {
+    if (!op.replicas.RecordOk(from)) return;
+  } else {
+    if (!op.replicas.RecordFailure(from, status.ToString())) return;
+    if (op.q.mode == Mode::kSloppy) {
+      AddPutFallback(op, from);
+      if (!puts_.contains(op_id)) return;
+    }
+  }
+  MaybeFinishPut(op);
+}
+
+void Coordinator::MaybeFinishPut(PutOp& op) {
+  const ReplicaSet& rs = op.replicas;
+  if (!op.answered) {
+    Reply reply;
+    if (rs.ok() >= op.q.w && rs.ok_primaries() >= op.q.pw) {
+      stats_->put_latency_us.Record(clock_->NowMicros() - op.start_us);
+      reply.object = op.object;
+      reply.dot = op.dot;
+      op.answered = true;
+    } else if (rs.ok() + rs.outstanding() < op.q.w ||
+               rs.ok_primaries() + rs.outstanding_primaries() < op.q.pw) {
+      ++stats_->write_quorum_failures;
+      reply.status =
+          Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false));
+      op.answered = true;
+    }
+    if (op.answered) Answer(op.origin, std::move(reply));
+  }
+  if (!op.answered || rs.outstanding() > 0) return;
+  auto it = puts_.find(op.id);
+  std::unique_ptr<PutOp> done = std::move(it->second);
+  puts_.erase(it);
+  clock_->Cancel(done->timer);
+  clock_->Cancel(done->straggler_timer);
+}
+
+bool Coordinator::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why) {
+  if (gets_.contains(request_id)) {
+    OnReadReply(request_id, to, Status::Unavailable(why), std::nullopt);
+  } else if (puts_.contains(request_id)) {
+    OnWriteAck(request_id, to, Status::Unavailable(why));
+  } else if (auto it = forwards_.find(request_id); it != forwards_.end()) {
+    std::unique_ptr<ForwardOp> op = std::move(it->second);
+    forwards_.erase(it);
+    op->failures[to] = why;
+    if (++op->next < op->candidates.size()) {
+      Forward(std::move(op));
+      return true;
+    }
+    clock_->Cancel(op->timer);
+    ++stats_->write_quorum_failures;
+    std::string tried;
+    for (const auto& [node, reason] : op->failures) {
+      tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", node, reason);
+    }
+    Answer(op->origin, ErrorReply(Status::Unavailable(fmt::format(
+                           "no replica of the key could coordinate the write ({})", tried))));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+}  // namespace ringkv

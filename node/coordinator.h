@@ -1,0 +1,125 @@
+// Coordinator: the request state machines of the node that a client (or a
+// forwarding peer) asked, as Riak's get and put FSMs.
+//
+//  - GET: ask the first n replicas of the key's preference list, answer after
+//    r replies (pr of them from primaries) with their DVV merge, then keep
+//    collecting until all n answered or the timeout, and send the merge to
+//    every replica whose copy was missing or older (read repair).
+//  - PUT/DELETE: a node that is not among the key's replicas forwards the
+//    request to one that is; that replica mints the dot (Replica::MintWrite),
+//    sends the object to the other replicas and answers after w
+//    acknowledgements (pw from primaries; its own counts).
+//  - Sloppy mode: a replica that fails, or stays silent past half the
+//    timeout, gets the next live fallback beside it (ReplicaSet::Substitute),
+//    which keeps the write as a hint. With no fallback left the coordinator
+//    keeps the hint itself; it does not count toward w.
+//  - A request that cannot reach its quorum answers with an error that says
+//    what it got. Writes that reached fewer than w replicas stay where they
+//    landed (no rollback).
+//
+// Emits messages through Transport and timers through Clock; no other I/O.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "core/env.h"
+#include "core/message.h"
+#include "node/config.h"
+#include "node/membership.h"
+#include "node/replica.h"
+#include "node/replica_set.h"
+#include "node/stats.h"
+
+namespace ringkv {
+
+class Coordinator {
+ public:
+  // Where the answer goes: a client connection, or a peer node (a put it
+  // forwarded here).
+  struct Origin {
+    ClientId conn = 0;
+    NodeId peer;  // non-empty: reply goes to this peer
+    uint64_t request_id = 0;
+  };
+
+  Coordinator(const NodeConfig* config, NodeStats* stats, const Membership* membership,
+              Transport* transport, Clock* clock, Replica* replica);
+  ~Coordinator();  // cancels the timers of requests in flight
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  // Request ids of this incarnation start here (FirstRequestId).
+  void StartRequestIdsAt(uint64_t first) { next_op_id_ = first; }
+
+  void StartGet(Origin origin, GetRequest req);
+  // A client's put or delete.
+  void StartPut(Origin origin, PutRequest req);
+  // A put another node forwarded here; one that arrives twice (a network
+  // that duplicates, or a retry) is coordinated once.
+  void OnForwardedPut(const NodeId& from, uint64_t request_id, PutRequest req);
+
+  // Answers from replicas.
+  void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
+                   std::optional<DvvSet> object);
+  void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
+  void OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply);
+  // A request to `to` could not be sent. False if request_id is not one of
+  // the coordinator's.
+  bool OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why);
+
+  // Requests in flight (coordinated here).
+  size_t pending() const { return gets_.size() + puts_.size() + forwards_.size(); }
+
+ private:
+  struct GetOp;
+  struct PutOp;
+  struct ForwardOp;
+  struct Resolved {
+    uint32_t n, r, w, pr, pw, timeout_ms;
+    Mode mode;
+    bool lww;
+  };
+
+  Result<Resolved> ResolveQuorum(const Quorum& q) const;
+  ReplicaSet ChooseReplicas(const std::string& key, const Resolved& q) const;
+
+  void AddGetFallback(GetOp& op, const NodeId& failed);
+  void OnGetTimeout(uint64_t op_id);
+  void MaybeFinishGet(GetOp& op);
+  void FinishReadRepair(uint64_t op_id);
+
+  void Forward(std::unique_ptr<ForwardOp> op);
+  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas);
+  void AddPutFallback(PutOp& op, const NodeId& failed);
+  void MaybeFinishPut(PutOp& op);
+
+  void Answer(const Origin& origin, Reply reply);
+  void SendPeer(const NodeId& to, uint64_t request_id, Body body);
+
+  const NodeConfig* config_;
+  NodeStats* stats_;
+  const Membership* membership_;
+  Transport* transport_;
+  Clock* clock_;
+  Replica* replica_;
+  uint64_t next_op_id_ = 1;
+  // Forwarded puts seen lately, by (forwarder, its request id), to ignore
+  // duplicates. Request ids are unique per incarnation (FirstRequestId).
+  static constexpr size_t kForwardedRemembered = 1 << 16;
+  std::set<std::pair<NodeId, uint64_t>> forwarded_seen_;
+  std::deque<std::pair<NodeId, uint64_t>> forwarded_order_;
+  // Requests in flight by id: every reply and ack looks its request up, so a
+  // hash table (one probe) rather than a tree (a dozen cold nodes at -P 16).
+  std::unordered_map<uint64_t, std::unique_ptr<GetOp>> gets_;
+  std::unordered_map<uint64_t, std::unique_ptr<PutOp>> puts_;
+  std::unordered_map<uint64_t, std::unique_ptr<ForwardOp>> forwards_;
+};
+
+}  // namespace ringkv

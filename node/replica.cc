@@ -1,0 +1,110 @@
+#include "node/replica.h"
+
+#include <fmt/format.h>
+
+#include "gossip/gossiper.h"
+
+namespace ringkv {
+
+Replica::Replica(const NodeConfig* config, Store* store, NodeStats* stats, HintedHandoff* hints,
+                 AntiEntropy* aae, TombstoneReaper* reaper, const Gossiper* gossiper)
+    : config_(config),
+      store_(store),
+      stats_(stats),
+      hints_(hints),
+      aae_(aae),
+      reaper_(reaper),
+      gossiper_(gossiper) {}
+
+void Replica::CountObjects() { objects_ = store_->CountObjects(); }
+
+ReplicaReadReply Replica::Read(const std::string& key, const NodeId& hint_for) {
+  ++stats_->replica_reads;
+  DvvSet object;
+  Status s = store_->Get(key, &object);
+  if (!s.ok() && !s.IsNotFound()) return ReplicaReadReply{s, std::nullopt};
+  bool found = s.ok();
+  if (!hint_for.empty() && hint_for != config_->id) {
+    // Any hint for the key will do: which primary a fallback stands in for
+    // depends on the order failures were noticed.
+    if (auto hinted = hints_->FindAny(key)) {
+      object = DvvSet::Sync(object, *hinted);
+      found = true;
+    }
+  }
+  if (!found) return ReplicaReadReply{Status::NotFound(""), std::nullopt};
+  return ReplicaReadReply{Status::OK(), std::move(object)};
+}
+
+Status Replica::Merge(const std::string& key, const DvvSet& object) {
+  ++stats_->replica_writes;
+  DvvSet local;
+  Status s = store_->Get(key, &local);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  // An older version still in flight when the key was reaped gets the
+  // tombstone merged in instead of coming back to life.
+  std::optional<DvvSet> fenced = reaper_->Fenced(key, object);
+  DvvSet merged = DvvSet::Sync(local, fenced ? *fenced : object);
+  if (s.ok() && merged == local) return Status::OK();  // nothing new
+  return Write(key, s.ok() ? &local : nullptr, merged);
+}
+
+Status Replica::AddHint(const NodeId& target, const std::string& key, const DvvSet& object) {
+  std::optional<DvvSet> fenced = reaper_->Fenced(key, object);
+  return hints_->Add(target, key, fenced ? *fenced : object);
+}
+
+Status Replica::Write(const std::string& key, const DvvSet* old, const DvvSet& now) {
+  Status s = store_->Put(key, now);
+  if (!s.ok()) return s;
+  if (old == nullptr) ++objects_;
+  aae_->OnWrite(key, old, &now);
+  return s;
+}
+
+Status Replica::Erase(const std::string& key) {
+  DvvSet old;
+  Status s = store_->Get(key, &old);
+  if (s.IsNotFound()) return Status::OK();
+  if (!s.ok()) return s;
+  s = store_->Erase(key);
+  if (!s.ok()) return s;
+  --objects_;
+  aae_->OnWrite(key, &old, nullptr);
+  return s;
+}
+
+Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
+                                           std::string value, bool tombstone, bool lww,
+                                           uint64_t wall_ms, const NodeId& hint_for) {
+  DvvSet local;
+  Status s = store_->Get(key, &local);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  bool local_found = s.ok();
+  NodeId actor = config_->id;
+  if (!hint_for.empty()) {
+    if (auto hinted = hints_->Find(hint_for, key)) local = DvvSet::Sync(local, *hinted);
+    // A fallback does not keep the key once its hint is delivered, so it
+    // cannot know the dots it minted for the key before; a counter past them
+    // would claim to have seen them (and drop them at the primary). It mints
+    // as an actor used for this one write instead.
+    actor = fmt::format("{}~{:x}.{:x}", config_->id, gossiper_->self().incarnation,
+                        ++fallback_actors_);
+  }
+  // A key reaped here lately still has its tombstone in the reaper's fence;
+  // and dots this node mints stay above those of reaped keys (the floor).
+  std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
+  const DvvSet& base = fenced ? *fenced : local;
+  uint64_t min_counter = actor == config_->id ? reaper_->counter_floor() : 0;
+  Minted out;
+  out.object = DvvSet::Update(base, context, actor, std::move(value), tombstone, wall_ms, min_counter);
+  out.dot = Dot{actor, out.object.clock().Get(actor)};
+  if (lww) out.object = DvvSet::CollapseLww(out.object);
+  s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
+                       : AddHint(hint_for, key, out.object);
+  ++stats_->replica_writes;
+  if (!s.ok()) return s;
+  return out;
+}
+
+}  // namespace ringkv

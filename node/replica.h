@@ -1,0 +1,92 @@
+// Replica: what a node does with its own copies of keys.
+//
+// Every change to this node's objects and hints goes through here, so the
+// side effects stay in step: the Merkle tree of the key's partition (AAE),
+// the object count, the tombstone reaper's fence (a key reaped lately merges
+// its tombstone into an older version still in flight instead of coming back
+// to life), and the counters.
+//
+//  - Read: the stored object, or for a fallback also the hint it holds.
+//  - Merge: the DVV sync of an object into the stored one (replica writes,
+//    read repair, hinted handoff, anti-entropy, ownership handoff).
+//  - MintWrite: the coordinator's local part of a put or delete: read the
+//    key here, mint the dot for the client's write, store the result.
+//  - AddHint / Erase: hints kept for a down primary; erasing after handoff
+//    or reaping.
+//
+// No I/O but through Store; called on the loop thread only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "core/dvv.h"
+#include "core/message.h"
+#include "core/status.h"
+#include "node/anti_entropy.h"
+#include "node/config.h"
+#include "node/hinted_handoff.h"
+#include "node/stats.h"
+#include "node/tombstone_reaper.h"
+#include "store/store.h"
+
+namespace ringkv {
+
+class Gossiper;
+
+class Replica {
+ public:
+  // The parts are owned by the Node; the replica only keeps pointers (the
+  // AAE driver and the reaper call back into Merge and Erase).
+  Replica(const NodeConfig* config, Store* store, NodeStats* stats, HintedHandoff* hints,
+          AntiEntropy* aae, TombstoneReaper* reaper, const Gossiper* gossiper);
+
+  // Counts the objects in the store (a scan: once, at start).
+  void CountObjects();
+  // Objects in this node's store (kept as they are written and erased).
+  uint64_t objects() const { return objects_; }
+
+  // This node's copy of key. A read as a fallback for hint_for includes
+  // the hinted copy. NotFound when nothing is held.
+  ReplicaReadReply Read(const std::string& key, const NodeId& hint_for = {});
+  // Merges object into the stored copy (DVV sync); writes only if it adds
+  // something.
+  Status Merge(const std::string& key, const DvvSet& object);
+  // Keeps object as a hint for target (merged into any hint it has).
+  Status AddHint(const NodeId& target, const std::string& key, const DvvSet& object);
+  // Erases the stored object, if any.
+  Status Erase(const std::string& key);
+
+  // The write a client asked for, made here: the new object and its dot.
+  struct Minted {
+    DvvSet object;
+    Dot dot;
+  };
+  // Reads key here (and the hint for hint_for, when this node stands in for
+  // that primary), applies the client's write over context with a fresh dot
+  // (as this node, or as a one-write actor when it is a fallback: it keeps no
+  // history of the key after its hint is delivered), and stores the result
+  // (as a hint when hint_for is set). lww keeps only the newest sibling.
+  Result<Minted> MintWrite(const std::string& key, const VersionVector& context, std::string value,
+                           bool tombstone, bool lww, uint64_t wall_ms, const NodeId& hint_for);
+
+ private:
+  // Every write to the main store goes through here, so the Merkle tree of
+  // the key's partition stays in step. old: what was stored (nullptr: none).
+  Status Write(const std::string& key, const DvvSet* old, const DvvSet& now);
+
+  const NodeConfig* config_;
+  Store* store_;
+  NodeStats* stats_;
+  HintedHandoff* hints_;
+  AntiEntropy* aae_;
+  TombstoneReaper* reaper_;
+  const Gossiper* gossiper_;
+  // Objects in the store, counted once at start and kept by Write and Erase
+  // (a full count is a scan of the store: too slow for status).
+  uint64_t objects_ = 0;
+  uint64_t fallback_actors_ = 0;  // actors minted for fallback writes this incarnation
+};
+
+}  // namespace ringkv
