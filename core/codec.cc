@@ -122,7 +122,7 @@ w::ErrorCode ToWire(Status::Code code) { return static_cast<w::ErrorCode>(code);
 
 Status FromWire(w::ErrorCode code, const fb::String* message) {
   auto c = static_cast<uint8_t>(code);
-  if (c > static_cast<uint8_t>(Status::Code::kWrongCluster)) {
+  if (c > static_cast<uint8_t>(Status::kLastCode)) {
     return Status::Internal(fmt::format("unknown error code {}: {}", c, View(message)));
   }
   if (code == w::ErrorCode::Ok) return Status::OK();

@@ -13,6 +13,11 @@ const char* CodeName(Status::Code code) {
     case Status::Code::kIOError: return "I/O error";
     case Status::Code::kInternal: return "internal error";
     case Status::Code::kWrongCluster: return "wrong cluster";
+    case Status::Code::kUnauthenticated: return "not authenticated";
+    case Status::Code::kPermissionDenied: return "permission denied";
+    case Status::Code::kConditionFailed: return "condition not met";
+    case Status::Code::kWrongType: return "wrong type";
+    case Status::Code::kTooManySiblings: return "too many siblings";
   }
   return "unknown";
 }
@@ -28,6 +33,11 @@ const char* CodeSlug(Status::Code code) {
     case Status::Code::kIOError: return "io_error";
     case Status::Code::kInternal: return "internal";
     case Status::Code::kWrongCluster: return "wrong_cluster";
+    case Status::Code::kUnauthenticated: return "unauthenticated";
+    case Status::Code::kPermissionDenied: return "permission_denied";
+    case Status::Code::kConditionFailed: return "condition_failed";
+    case Status::Code::kWrongType: return "wrong_type";
+    case Status::Code::kTooManySiblings: return "too_many_siblings";
   }
   return "unknown";
 }

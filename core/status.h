@@ -28,6 +28,11 @@ class Status {
     kIOError = 6,
     kInternal = 7,
     kWrongCluster = 8,
+    kUnauthenticated = 9,    // no user, or a wrong password or certificate
+    kPermissionDenied = 10,  // the user's role does not allow the request
+    kConditionFailed = 11,   // a conditional write's condition did not hold
+    kWrongType = 12,         // an operation of another data type than the key's
+    kTooManySiblings = 13,   // a write that would pass the sibling cap
   };
 
   Status() = default;
@@ -45,6 +50,21 @@ class Status {
   static Status WrongCluster(std::string msg) {
     return Status(Code::kWrongCluster, std::move(msg));
   }
+  static Status Unauthenticated(std::string msg) {
+    return Status(Code::kUnauthenticated, std::move(msg));
+  }
+  static Status PermissionDenied(std::string msg) {
+    return Status(Code::kPermissionDenied, std::move(msg));
+  }
+  static Status ConditionFailed(std::string msg) {
+    return Status(Code::kConditionFailed, std::move(msg));
+  }
+  static Status WrongType(std::string msg) { return Status(Code::kWrongType, std::move(msg)); }
+  static Status TooManySiblings(std::string msg) {
+    return Status(Code::kTooManySiblings, std::move(msg));
+  }
+  // The highest code; codes above it from the wire are refused.
+  static constexpr Code kLastCode = Code::kTooManySiblings;
   static Status FromCode(Code code, std::string msg) { return Status(code, std::move(msg)); }
 
   // Returns true iff the status indicates success.

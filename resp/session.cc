@@ -92,6 +92,12 @@ std::string RespErrorFor(const Status& status) {
       return "TIMEOUT " + status.message();
     case Status::Code::kInvalidArgument:
       return "ERR " + status.message();
+    case Status::Code::kUnauthenticated:
+      return "NOAUTH " + status.message();
+    case Status::Code::kPermissionDenied:
+      return "NOPERM " + status.message();
+    case Status::Code::kWrongType:
+      return "WRONGTYPE " + status.message();
     default:
       return "ERR " + status.ToString();
   }

@@ -39,6 +39,8 @@ enum ExitCode : int {
   kExitConnection = 2,
   kExitQuorum = 3,
   kExitRefused = 4,
+  kExitAuth = 5,       // not authenticated, or not allowed
+  kExitCondition = 6,  // a conditional write's condition did not hold
 };
 
 inline constexpr const char* kExitCodesHelp =
@@ -47,7 +49,10 @@ inline constexpr const char* kExitCodesHelp =
     "  1  key not found (get)\n"
     "  2  cannot connect to the node, or the connection was lost\n"
     "  3  quorum not met or timed out (the node's message says which replicas answered)\n"
-    "  4  any other refusal (bad argument or context, wrong cluster, ...)\n"
+    "  4  any other refusal (bad argument or context, wrong cluster, wrong type, too many\n"
+    "     siblings, ...)\n"
+    "  5  not authenticated (no user, wrong password) or not allowed (the user's role)\n"
+    "  6  condition not met (put --if-absent / --if-unchanged)\n"
     "With --json every command prints one JSON document on stdout; errors are\n"
     "{\"error\": MESSAGE, \"code\": CODE}.";
 

@@ -57,6 +57,9 @@ int ExitCodeFor(const Status& s) {
     case Status::Code::kIOError: return kExitConnection;
     case Status::Code::kUnavailable:
     case Status::Code::kTimeout: return kExitQuorum;
+    case Status::Code::kUnauthenticated:
+    case Status::Code::kPermissionDenied: return kExitAuth;
+    case Status::Code::kConditionFailed: return kExitCondition;
     default: return kExitRefused;
   }
 }
