@@ -75,8 +75,8 @@ fb::Offset<w::Object> EncodeObject(fb::FlatBufferBuilder& b, const DvvSet& objec
   for (const Sibling& s : object.siblings()) {
     auto actor = b.CreateString(s.dot.actor);
     auto value = Bytes(b, s.value);
-    siblings.push_back(
-        w::CreateSibling(b, actor, s.dot.counter, s.timestamp_ms, s.tombstone, value));
+    siblings.push_back(w::CreateSibling(b, actor, s.dot.counter, s.timestamp_ms, s.tombstone, value,
+                                        s.expires_ms, s.datatype));
   }
   return w::CreateObject(b, clock, b.CreateVector(siblings));
 }
@@ -107,6 +107,8 @@ Result<DvvSet> DecodeObject(const w::Object* object) {
       sib.timestamp_ms = fs->timestamp_ms();
       sib.tombstone = fs->tombstone();
       sib.value = std::string(View(fs->value()));
+      sib.expires_ms = fs->expires_ms();
+      sib.datatype = fs->datatype();
       if (sib.dot.counter == 0) return Status::InvalidArgument("sibling with a zero dot");
       siblings.push_back(std::move(sib));
     }

@@ -84,6 +84,15 @@ std::string VersionVector::ToString() const {
 DvvSet DvvSet::Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
                       std::string value, bool tombstone, uint64_t timestamp_ms,
                       uint64_t min_counter) {
+  Sibling write;
+  write.value = std::move(value);
+  write.tombstone = tombstone;
+  write.timestamp_ms = timestamp_ms;
+  return Update(local, context, actor, std::move(write), min_counter);
+}
+
+DvvSet DvvSet::Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
+                      Sibling write, uint64_t min_counter) {
   DvvSet out;
   out.clock_ = local.clock_;
   out.clock_.Join(context);
@@ -95,11 +104,13 @@ DvvSet DvvSet::Update(const DvvSet& local, const VersionVector& context, const N
   for (const Sibling& s : local.siblings_) {
     if (!context.Covers(s.dot)) out.siblings_.push_back(s);
   }
-  Sibling fresh;
+  Sibling fresh = std::move(write);
   fresh.dot = std::move(dot);
-  fresh.tombstone = tombstone;
-  fresh.value = tombstone ? std::string() : std::move(value);
-  fresh.timestamp_ms = timestamp_ms;
+  if (fresh.tombstone) {
+    fresh.value.clear();
+    fresh.expires_ms = 0;
+    fresh.datatype = 0;
+  }
   out.siblings_.push_back(std::move(fresh));
   out.Canonicalize();
   return out;
@@ -111,7 +122,9 @@ namespace {
 // only happens if a replica reminted a dot after losing its data): keeps
 // Sync commutative even then.
 const Sibling& PickSameDot(const Sibling& a, const Sibling& b) {
-  auto key = [](const Sibling& s) { return std::tie(s.timestamp_ms, s.tombstone, s.value); };
+  auto key = [](const Sibling& s) {
+    return std::tie(s.timestamp_ms, s.tombstone, s.value, s.expires_ms, s.datatype);
+  };
   return key(a) >= key(b) ? a : b;
 }
 

@@ -72,6 +72,8 @@ struct Sibling {
   std::string value;          // empty for a tombstone
   bool tombstone = false;     // a delete
   uint64_t timestamp_ms = 0;  // coordinator's clock at the write; used by lww mode only
+  uint64_t expires_ms = 0;    // wall clock (ms) from which the value is expired; 0: never
+  uint8_t datatype = 0;       // 0: opaque bytes; else the convergent data type of value
 
   bool operator==(const Sibling&) const = default;
 };
@@ -96,6 +98,10 @@ class DvvSet {
   static DvvSet Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
                        std::string value, bool tombstone, uint64_t timestamp_ms,
                        uint64_t min_counter = 0);
+  // The same, for a write described by a sibling whose dot is to be minted
+  // (value, tombstone, timestamp_ms, expires_ms, datatype are kept).
+  static DvvSet Update(const DvvSet& local, const VersionVector& context, const NodeId& actor,
+                       Sibling write, uint64_t min_counter = 0);
 
   // The replica merge: keeps each sibling that both hold or that the other
   // side has not seen, and joins the clocks.
