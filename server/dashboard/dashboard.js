@@ -150,13 +150,12 @@ function drawMembers(status) {
     if (m.id === status.node) tr.classList.add("self");
     const phiCell = el("td", {}, m.phi >= 0 ? fmt(m.phi, 2) : "–");
     if (m.phi >= 0) {
-      const w = Math.min(40, (m.phi / threshold) * 40);
+      const w = Math.min(30, (m.phi / threshold) * 30);
       phiCell.appendChild(el("span", { class: "phi" + (m.phi >= threshold ? " hot" : ""), style: `width:${w}px` }));
     }
     const id = el("td");
     id.append(el("span", { class: "swatch", style: `background:${colorOf(m.id)}` }), m.id);
-    tr.append(id, el("td", {}, m.address), el("td", { class: "state" }, m.state),
-              el("td", {}, m.alive ? "yes" : "no"), phiCell,
+    tr.append(id, el("td", {}, m.address), el("td", { class: "state" }, m.state), phiCell,
               el("td", {}, fmt(m.owns)), el("td", {}, fmt(m.partitions_held)));
     body.appendChild(tr);
   }

@@ -291,7 +291,8 @@ TEST_CASE("http dashboard: headless chromium shows every member, every partition
   std::string profile = mkdtemp(tmpl);
   std::string url = "http://127.0.0.1:" + std::to_string(c.HttpPort(1)) + "/";
   auto run = [&](std::vector<std::string> extra) {
-    std::vector<std::string> argv = {"timeout", "120", chromium, "--headless", "--no-sandbox",
+    // coreutils' timeout ends a browser that hangs (Spawn does not search PATH).
+    std::vector<std::string> argv = {"/usr/bin/timeout", "120", chromium, "--headless", "--no-sandbox",
                                      "--disable-gpu", "--disable-quic", "--no-first-run",
                                      "--disable-background-networking", "--disable-component-update",
                                      "--disable-sync", "--disable-dev-shm-usage",
