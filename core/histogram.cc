@@ -51,4 +51,13 @@ uint64_t Histogram::Percentile(double q) const {
   return max_;
 }
 
+uint64_t Histogram::CountAtMost(uint64_t bound) const {
+  if (count_ == 0 || bound >= max_) return count_;
+  if (bound < min_) return 0;
+  uint64_t n = 0;
+  int last = Index(bound);
+  for (int i = 0; i <= last; ++i) n += buckets_[i];
+  return n;
+}
+
 }  // namespace ringkv

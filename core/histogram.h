@@ -22,6 +22,13 @@ class Histogram {
   double mean() const { return count_ ? static_cast<double>(sum_) / count_ : 0.0; }
   // The value at quantile q in [0, 1] (0.99 for p99), within 1%.
   uint64_t Percentile(double q) const;
+  // The sum of every value recorded (Prometheus' _sum).
+  uint64_t sum() const { return sum_; }
+  // How many recorded values are at most `bound` (Prometheus' cumulative
+  // le="bound" bucket): exact for bounds below 128; above, values in the
+  // same bucket as the bound (at most 1.6% above it) count too.
+  // Non-decreasing in bound, and equal to count() for bound >= max().
+  uint64_t CountAtMost(uint64_t bound) const;
 
  private:
   static constexpr int kBuckets = 128 + 58 * 64;

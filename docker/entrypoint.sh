@@ -24,6 +24,8 @@
 #   RINGKV_RESP_LISTEN also serve Redis-protocol clients here (--resp-listen),
 #                      e.g. 0.0.0.0:6379; empty: off (default)
 #   RINGKV_RESP_LWW    1/true: those connections start in lww mode (--resp-lww)
+#   RINGKV_HTTP_LISTEN also serve HTTP here (--http-listen): the dashboard,
+#                      /metrics, /api/...; e.g. 0.0.0.0:8080; empty: off
 #   RINGKV_GOSSIP_INTERVAL_MS  one gossip round      (default: the node's, 1000)
 #   RINGKV_PHI_THRESHOLD       phi at which a peer is down (default: the node's, 8)
 #   RINGKV_AAE_INTERVAL_MS     one anti-entropy exchange per interval
@@ -75,6 +77,7 @@ fi
 case "${RINGKV_SYNC:-}" in 1 | true | yes) args+=(--sync) ;; esac
 [ -n "${RINGKV_RESP_LISTEN:-}" ] && args+=(--resp-listen "$RINGKV_RESP_LISTEN")
 case "${RINGKV_RESP_LWW:-}" in 1 | true | yes) args+=(--resp-lww) ;; esac
+[ -n "${RINGKV_HTTP_LISTEN:-}" ] && args+=(--http-listen "$RINGKV_HTTP_LISTEN")
 if [ -n "${RINGKV_EXTRA_FLAGS:-}" ]; then
   read -r -a extra <<< "$RINGKV_EXTRA_FLAGS"
   args+=("${extra[@]}")

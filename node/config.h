@@ -41,6 +41,14 @@ struct NodeConfig {
   // Tombstone reaping: grace period (0: never) and rate; see
   // node/tombstone_reaper.h.
   TombstoneConfig tombstones;
+
+  // A testing knob, never for production: this node applies every incoming
+  // ReplicaWrite (and acknowledges it) after a delay drawn uniformly from
+  // [min, max] ms, as if the network to it were slow. It shows the
+  // staleness window of r + w <= n (`ringkv experiment staleness`).
+  // 0: off. The coordinator's own copy is never delayed.
+  uint64_t inject_replica_delay_min_ms = 0;
+  uint64_t inject_replica_delay_max_ms = 0;
 };
 
 }  // namespace ringkv

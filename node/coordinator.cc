@@ -84,6 +84,7 @@ void Coordinator::Answer(const Origin& origin, Reply reply) {
   if (!origin.peer.empty()) {
     SendPeer(origin.peer, origin.request_id, std::move(reply));
   } else {
+    stats_->requests.Record(origin.op, reply.status.code(), clock_->NowMicros() - origin.start_us);
     transport_->Reply(origin.conn, Envelope{origin.request_id, {}, {}, std::move(reply)});
   }
 }
@@ -144,6 +145,8 @@ ReplicaSet Coordinator::ChooseReplicas(const std::string& key, const Resolved& q
 
 void Coordinator::StartGet(Origin origin, GetRequest req) {
   ++stats_->gets;
+  origin.op = RequestOp::kGet;
+  origin.start_us = clock_->NowMicros();
   auto q = ResolveQuorum(req.quorum);
   if (!q.ok()) {
     ++stats_->invalid_requests;
@@ -253,6 +256,7 @@ void Coordinator::MaybeFinishGet(GetOp& op) {
       } else {
         size_t live = merged.LiveSiblings().size();
         if (live > 1) ++stats_->siblings_seen;
+        stats_->siblings_per_read.Record(live);
         stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
         reply.object = std::move(merged);
       }
@@ -308,6 +312,8 @@ void Coordinator::StartPut(Origin origin, PutRequest req) {
   } else {
     ++stats_->puts;
   }
+  origin.op = req.tombstone ? RequestOp::kDelete : RequestOp::kPut;
+  origin.start_us = clock_->NowMicros();
   auto reject = [&](Status s) {
     ++stats_->invalid_requests;
     Answer(origin, ErrorReply(std::move(s)));

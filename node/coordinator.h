@@ -47,6 +47,9 @@ class Coordinator {
     ClientId conn = 0;
     NodeId peer;  // non-empty: reply goes to this peer
     uint64_t request_id = 0;
+    // For the request metrics of a client's request (NodeStats::requests).
+    RequestOp op = RequestOp::kGet;
+    uint64_t start_us = 0;
   };
 
   Coordinator(const NodeConfig* config, NodeStats* stats, const Membership* membership,

@@ -87,11 +87,13 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
               [this](const std::string& key, const DvvSet& object) { return replica_.Merge(key, object); },
               [this](const std::string& key) { return replica_.Erase(key); }),
       replica_(&config_, store, &stats_, &hints_, &aae_, &reaper_, &gossiper_),
-      coordinator_(&config_, &stats_, &cluster_, transport, clock, &replica_) {
+      coordinator_(&config_, &stats_, &cluster_, transport, clock, &replica_),
+      delay_rng_(config_.random_seed ^ 0x5eedde1a) {
   started_us_ = clock_->NowMicros();
 }
 
 Node::~Node() {
+  for (Clock::TimerId t : delayed_writes_) clock_->Cancel(t);
   reaper_.Stop();
   aae_.Stop();
   gossiper_.Stop();
@@ -308,7 +310,10 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   uint64_t rid = env.request_id;
   if (auto* rr = std::get_if<ReplicaRead>(&env.body)) {
     SendPeer(from, rid, replica_.Read(rr->key, rr->hint_for));
-  } else if (auto* rw = std::get_if<ReplicaWrite>(&env.body)) {
+  } else if (auto* rw = std::get_if<ReplicaWrite>(&env.body);
+             rw != nullptr && config_.inject_replica_delay_max_ms > 0) {
+    DelayReplicaWrite(conn, std::move(env));
+  } else if (rw != nullptr) {
     Status s = rw->hint_for.empty() || rw->hint_for == config_.id
                    ? replica_.Merge(rw->key, rw->object)
                    : replica_.AddHint(rw->hint_for, rw->key, rw->object);
@@ -356,6 +361,24 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   } else {
     ++stats_.invalid_requests;  // not a message peers exchange
   }
+}
+
+void Node::DelayReplicaWrite(ClientId conn, Envelope env) {
+  uint64_t lo = config_.inject_replica_delay_min_ms;
+  uint64_t hi = std::max(lo, config_.inject_replica_delay_max_ms);
+  uint64_t delay = std::uniform_int_distribution<uint64_t>(lo, hi)(delay_rng_);
+  auto timer = std::make_shared<Clock::TimerId>(0);
+  *timer = clock_->After(delay, [this, timer, env = std::move(env)]() mutable {
+    delayed_writes_.erase(*timer);
+    const NodeId from = env.from;
+    uint64_t rid = env.request_id;
+    auto& rw = std::get<ReplicaWrite>(env.body);
+    Status s = rw.hint_for.empty() || rw.hint_for == config_.id
+                   ? replica_.Merge(rw.key, rw.object)
+                   : replica_.AddHint(rw.hint_for, rw.key, rw.object);
+    if (rid != 0) SendPeer(from, rid, ReplicaWriteAck{s});
+  });
+  delayed_writes_.insert(*timer);
 }
 
 void Node::SendPeer(const NodeId& to, uint64_t request_id, Body body) {

@@ -24,6 +24,7 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -66,6 +67,11 @@ class Node {
   const ClusterMembership& membership() const { return cluster_; }
   const HintedHandoff& hints() const { return hints_; }
   AntiEntropy& anti_entropy() { return aae_; }
+  const AntiEntropy& anti_entropy() const { return aae_; }
+  const OwnershipHandoff& handoff() const { return handoff_; }
+  // Microseconds since this node object started (its Clock).
+  uint64_t uptime_us() const { return clock_->NowMicros() - started_us_; }
+  Store::CacheStats object_cache() const { return store_->object_cache(); }
   const TombstoneReaper& reaper() const { return reaper_; }
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
@@ -85,6 +91,8 @@ class Node {
   std::string RingJson() const;
   std::string StatsJson() const;
   Result<std::string> PreflistJson(const std::string& key) const;
+  // What `ringkv hints --json` shows (resynchronises the queue sizes).
+  std::string HintsJson() { return hints_.Json(); }
   // This node's own copy of a key, bypassing quorums (debugging, tests):
   // {"key","found","siblings":[{"value","dot"}],"tombstones","clock"}.
   Result<std::string> LocalJson(const std::string& key) const;
@@ -105,6 +113,9 @@ class Node {
   void HandleInfo(ClientId conn, uint64_t request_id, const InfoRequest& info);
   void HandlePeer(ClientId conn, Envelope env);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
+  // The testing knob NodeConfig::inject_replica_delay_*: applies (and
+  // acknowledges) an incoming ReplicaWrite after a delay.
+  void DelayReplicaWrite(ClientId conn, Envelope env);
 
   NodeConfig config_;
   Store* store_;
@@ -125,6 +136,8 @@ class Node {
   Coordinator coordinator_;
   uint64_t started_us_ = 0;
   std::function<std::string()> connections_report_;
+  std::mt19937_64 delay_rng_;
+  std::set<Clock::TimerId> delayed_writes_;  // timers of delayed replica writes
 };
 
 }  // namespace ringkv

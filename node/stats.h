@@ -3,11 +3,39 @@
 // coordinator and the replica on the loop thread.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "core/histogram.h"
+#include "core/status.h"
 
 namespace ringkv {
+
+// The client operations a coordinator answers, for per-operation metrics.
+enum class RequestOp : uint8_t { kGet = 0, kPut = 1, kDelete = 2 };
+inline constexpr size_t kRequestOps = 3;
+inline const char* RequestOpName(RequestOp op) {
+  static const char* kNames[] = {"get", "put", "delete"};
+  return kNames[static_cast<size_t>(op)];
+}
+
+// Client requests this node answered as the coordinator the client asked
+// (a put forwarded to a replica is counted once, where the client sent it),
+// by operation and by the status code of the answer, and the time from the
+// request's arrival to its answer, whatever the outcome. What /metrics
+// shows as ringkv_requests_total and ringkv_request_duration_seconds.
+struct RequestMetrics {
+  static constexpr size_t kCodes = static_cast<size_t>(Status::kLastCode) + 1;
+  std::array<std::array<uint64_t, kCodes>, kRequestOps> answered{};
+  std::array<Histogram, kRequestOps> latency_us;
+
+  void Record(RequestOp op, Status::Code code, uint64_t micros) {
+    auto o = static_cast<size_t>(op);
+    auto c = static_cast<size_t>(code);
+    if (c < kCodes) ++answered[o][c];
+    latency_us[o].Record(micros);
+  }
+};
 
 struct NodeStats {
   uint64_t gets = 0;
@@ -28,6 +56,8 @@ struct NodeStats {
   uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
   Histogram get_latency_us;
   Histogram put_latency_us;
+  RequestMetrics requests;
+  Histogram siblings_per_read;  // live siblings of each successful get
 };
 
 }  // namespace ringkv

@@ -2,6 +2,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cctype>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@
 
 #include "node/membership.h"
 #include "node/node.h"
+#include "server/http_api.h"
 #include "server/runtime.h"
 #include "store/leveldb_store.h"
 
@@ -149,6 +151,17 @@ int main(int argc, char** argv) {
                "Redis-protocol connections start in last-writer-wins mode (as after CLIENT SETNAME "
                "lww): GET answers the newest sibling, SET keeps only the newest. For tools that "
                "cannot send CLIENT SETNAME, such as redis-benchmark");
+  std::string http_listen;
+  app.add_option("--http-listen", http_listen,
+                 "Also serve HTTP on HOST:PORT (e.g. 127.0.0.1:8080): Prometheus metrics at "
+                 "/metrics, the JSON of status, ring, stats, hints at /api/..., and a live "
+                 "dashboard at / (see README, \"Metrics and the dashboard\"). Default: off");
+  std::string replica_delay;
+  app.add_option("--inject-replica-delay-ms", replica_delay,
+                 "TESTING ONLY, never in production: apply (and acknowledge) every incoming "
+                 "replica write after MS milliseconds, or after a delay drawn from MIN-MAX, as "
+                 "if the network to this node were slow; for `ringkv experiment staleness`. "
+                 "Default: 0 (off)");
   app.add_flag("--sync", sync, "fsync every write before acknowledging it (default: rely on replication)");
   app.add_option("--object-cache-mb", object_cache_mb,
                  "Memory for decoded objects of recently used keys, in MiB, on top of LevelDB's "
@@ -191,6 +204,43 @@ int main(int argc, char** argv) {
     return 2;
   }
   ropts.resp.lww = resp_lww;
+  if (!http_listen.empty()) {
+    s = ParseHostPort(http_listen, &ropts.http_host, &ropts.http_port);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: --http-listen: {}\n", s.message());
+      return 2;
+    }
+    in_addr a4;
+    in6_addr a6;
+    if (inet_pton(AF_INET, ropts.http_host.c_str(), &a4) != 1 &&
+        inet_pton(AF_INET6, ropts.http_host.c_str(), &a6) != 1) {
+      fmt::print(stderr, "ringkv-node: --http-listen: '{}' is not an IP address (e.g. 0.0.0.0)\n",
+                 ropts.http_host);
+      return 2;
+    }
+  }
+  // The HTTP port has no users of its own: ropts.http.authorize stays empty
+  // (every request may read) until the node has an ACL; with one, it must
+  // accept a user that authenticates and has the read role.
+  if (!replica_delay.empty()) {
+    auto dash = replica_delay.find('-');
+    std::string lo = replica_delay.substr(0, dash);
+    std::string hi = dash == std::string::npos ? lo : replica_delay.substr(dash + 1);
+    auto parse = [](const std::string& t, uint64_t* v) {
+      char* end = nullptr;
+      if (t.empty() || !std::isdigit(static_cast<unsigned char>(t[0]))) return false;
+      *v = std::strtoull(t.c_str(), &end, 10);
+      return *end == '\0' && *v <= 600000;
+    };
+    if (!parse(lo, &config.inject_replica_delay_min_ms) ||
+        !parse(hi, &config.inject_replica_delay_max_ms) ||
+        config.inject_replica_delay_min_ms > config.inject_replica_delay_max_ms) {
+      fmt::print(stderr,
+                 "ringkv-node: --inject-replica-delay-ms: '{}' is not MS or MIN-MAX (0..600000, "
+                 "MIN <= MAX)\n", replica_delay);
+      return 2;
+    }
+  }
   // Arguments up to the value limit are read; longer ones are skipped
   // unbuffered and answered with an error.
   ropts.resp.limits.max_bulk_bytes = std::max(config.max_value_bytes, kMaxKeyBytes);
@@ -303,6 +353,13 @@ int main(int argc, char** argv) {
     runtime.SetNode(&node);
     runtime.SetAddressResolver([&node](const NodeId& id) { return node.AddressOf(id); });
     node.SetConnectionsReport([&runtime] { return runtime.ConnectionsJson(); });
+    HttpApi http_api(&node, [&runtime, &store] {
+      MetricsInputs in;
+      in.connections = runtime.ConnectionCounts();
+      in.store = (*store)->ApproximateSizes();
+      return in;
+    });
+    runtime.SetHttpHandler([&http_api](const HttpRequest& r) { return http_api.Handle(r); });
     node.OnExit([&] {
       fmt::print(stderr, "ringkv-node {}: left the cluster; exiting\n", config.id);
       runtime.Stop();
@@ -323,6 +380,16 @@ int main(int argc, char** argv) {
     if (ropts.resp_port != 0) {
       fmt::print(stderr, "ringkv-node {}: Redis protocol on {}{}\n", config.id, resp_listen,
                  resp_lww ? " (connections start in lww mode)" : "");
+    }
+    if (ropts.http_port != 0) {
+      fmt::print(stderr, "ringkv-node {}: HTTP on {} (dashboard /, metrics /metrics)\n", config.id,
+                 http_listen);
+    }
+    if (config.inject_replica_delay_max_ms > 0) {
+      fmt::print(stderr,
+                 "ringkv-node {}: WARNING: testing knob on: incoming replica writes are applied "
+                 "{}-{} ms late (--inject-replica-delay-ms); never use this in production\n",
+                 config.id, config.inject_replica_delay_min_ms, config.inject_replica_delay_max_ms);
     }
     runtime.Run();
     runtime.SetNode(nullptr);

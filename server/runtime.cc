@@ -57,6 +57,8 @@ struct Conn {
   // on the stack (the node may answer from inside OnMessage).
   std::unique_ptr<RespSession> resp;
   bool resp_busy = false;
+  // HTTP clients only (metrics, API, dashboard).
+  std::unique_ptr<HttpSession> http;
   std::string out;       // buffered, written at the end of the loop turn
   size_t in_flight = 0;  // bytes handed to uv_write, not yet completed
   // Outgoing: request ids sent on this connection recently; if it breaks,
@@ -93,6 +95,9 @@ struct Runtime::Impl {
   uv_tcp_t listener;
   uv_tcp_t resp_listener;
   RespStats resp_stats;
+  uv_tcp_t http_listener;
+  HttpStats http_stats;
+  ListenerConnections native_conns{"native"}, http_conns{"http"};
   uv_prepare_t flusher;
   uv_async_t wakeup;
   uv_signal_t sigterm, sigint;
@@ -211,6 +216,8 @@ struct Runtime::Impl {
     dirty.erase(c);
     conns.erase(c->id);
     if (c->resp) --resp_stats.connections_open;
+    if (c->http) --http_conns.open;
+    if (!c->outgoing && !c->resp && !c->http) --native_conns.open;
     if (!c->outgoing && why != "closed by peer" && why != "node shutting down" &&
         why != "client quit") {
       fmt::print(stderr, "runtime: closed incoming connection {}: {}\n", c->id, why);
@@ -284,6 +291,12 @@ struct Runtime::Impl {
             c->impl->ServeResp(c);
             return;
           }
+          if (c->http) {
+            c->http->Feed(std::string_view(buf->base, static_cast<size_t>(nread)),
+                          c->out.size() + c->in_flight);
+            c->impl->ServeHttp(c);
+            return;
+          }
           c->reader.Append(std::string_view(buf->base, static_cast<size_t>(nread)));
           c->impl->ProcessFrames(c);
         });
@@ -330,37 +343,80 @@ struct Runtime::Impl {
     }
   }
 
-  // Binds and listens; new connections are Redis-protocol ones when resp.
-  Status Bind(uv_tcp_t* listener, const std::string& host, uint16_t port, bool resp) {
+  // Writes an HTTP connection's answers, and closes it once they are out
+  // when the session finished.
+  void ServeHttp(Conn* c) {
+    std::string bytes = c->http->TakeOutput();
+    if (!bytes.empty()) {
+      c->out += bytes;
+      MarkDirty(c);
+    }
+    if (!c->http->finished()) return;
+    c->close_after_flush = true;
+    c->close_reason = c->http->close_reason();
+    if (c->out.empty() && c->in_flight == 0) {
+      CloseConn(c, c->close_reason);
+    } else if (c->reading) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+      c->reading = false;
+    }
+  }
+
+  enum class Listener { kNative, kResp, kHttp };
+
+  // Binds and listens; new connections carry the listener's session.
+  Status Bind(uv_tcp_t* listener, const std::string& host, uint16_t port, Listener kind) {
+    const char* what = kind == Listener::kResp   ? " for Redis clients"
+                       : kind == Listener::kHttp ? " for HTTP"
+                                                 : "";
     struct sockaddr_storage addr {};
     if (uv_ip4_addr(host.c_str(), port, reinterpret_cast<sockaddr_in*>(&addr)) != 0 &&
         uv_ip6_addr(host.c_str(), port, reinterpret_cast<sockaddr_in6*>(&addr)) != 0) {
       return Status::InvalidArgument(fmt::format("cannot listen{} on '{}': not an IP address",
-                                                 resp ? " for Redis clients" : "", host));
+                                                 what, host));
     }
     int rc = uv_tcp_bind(listener, reinterpret_cast<sockaddr*>(&addr), 0);
     if (rc == 0) {
       auto on_connection = [](uv_stream_t* server, int status) {
         auto* impl = static_cast<Impl*>(server->data);
         if (status < 0) return;
-        impl->Accept(server, server == reinterpret_cast<uv_stream_t*>(&impl->resp_listener));
+        impl->Accept(server, server == reinterpret_cast<uv_stream_t*>(&impl->resp_listener)
+                                 ? Listener::kResp
+                             : server == reinterpret_cast<uv_stream_t*>(&impl->http_listener)
+                                 ? Listener::kHttp
+                                 : Listener::kNative);
       };
       rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener), 512, on_connection);
     }
     if (rc < 0) {
-      return Status::IOError(fmt::format("cannot listen{} on {}:{}: {}",
-                                         resp ? " for Redis clients" : "", host, port,
+      return Status::IOError(fmt::format("cannot listen{} on {}:{}: {}", what, host, port,
                                          uv_strerror(rc)));
     }
     return Status::OK();
   }
 
-  void Accept(uv_stream_t* server, bool resp) {
+  void Accept(uv_stream_t* server, Listener kind) {
     Conn* c = NewConn();
-    if (resp) {
+    if (kind == Listener::kResp) {
       c->resp = std::make_unique<RespSession>(options.resp, &resp_stats);
       ++resp_stats.connections_accepted;
       ++resp_stats.connections_open;
+    } else if (kind == Listener::kHttp) {
+      HttpSession::Handler handler = owner->http_handler_;
+      if (!handler) {
+        handler = [](const HttpRequest&) {
+          HttpResponse r;
+          r.status = 503;
+          r.body = "the node is starting\n";
+          return r;
+        };
+      }
+      c->http = std::make_unique<HttpSession>(options.http, std::move(handler), &http_stats);
+      ++http_conns.accepted;
+      ++http_conns.open;
+    } else {
+      ++native_conns.accepted;
+      ++native_conns.open;
     }
     if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
       CloseConn(c, "accept failed");
@@ -489,6 +545,8 @@ Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->listener.data = impl_.get();
   uv_tcp_init(&impl_->loop, &impl_->resp_listener);
   impl_->resp_listener.data = impl_.get();
+  uv_tcp_init(&impl_->loop, &impl_->http_listener);
+  impl_->http_listener.data = impl_.get();
 }
 
 Runtime::~Runtime() {
@@ -503,8 +561,13 @@ void Runtime::SetPeerAddress(const NodeId& id, const std::string& host_port) {
 
 Status Runtime::Listen() {
   const RuntimeOptions& o = impl_->options;
-  Status s = impl_->Bind(&impl_->listener, o.listen_host, o.listen_port, false);
-  if (s.ok() && o.resp_port != 0) s = impl_->Bind(&impl_->resp_listener, o.resp_host, o.resp_port, true);
+  Status s = impl_->Bind(&impl_->listener, o.listen_host, o.listen_port, Impl::Listener::kNative);
+  if (s.ok() && o.resp_port != 0) {
+    s = impl_->Bind(&impl_->resp_listener, o.resp_host, o.resp_port, Impl::Listener::kResp);
+  }
+  if (s.ok() && o.http_port != 0) {
+    s = impl_->Bind(&impl_->http_listener, o.http_host, o.http_port, Impl::Listener::kHttp);
+  }
   return s;
 }
 
@@ -518,6 +581,7 @@ void Runtime::Stop() {
   auto noop = [](uv_handle_t*) {};
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->listener), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->resp_listener), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->http_listener), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->flusher), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->wakeup), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigterm), noop);
@@ -537,6 +601,16 @@ void Runtime::Stop() {
 }
 
 const RespStats& Runtime::resp_stats() const { return impl_->resp_stats; }
+
+std::vector<ListenerConnections> Runtime::ConnectionCounts() const {
+  const Impl& i = *impl_;
+  std::vector<ListenerConnections> out{i.native_conns};
+  if (i.options.resp_port != 0) {
+    out.push_back({"resp", i.resp_stats.connections_accepted, i.resp_stats.connections_open});
+  }
+  if (i.options.http_port != 0) out.push_back(i.http_conns);
+  return out;
+}
 
 std::string Runtime::ConnectionsJson() const {
   std::string out = "{";

@@ -5,7 +5,9 @@
 // the Node, and writes what the Node emits. Output is buffered per connection
 // and written once per loop turn. Connections to the optional Redis-protocol
 // listener carry a RespSession, which turns their commands into the same
-// client envelopes and the Node's replies back into RESP. Each peer has one
+// client envelopes and the Node's replies back into RESP. Connections to
+// the optional HTTP listener carry an HttpSession (metrics, JSON, the
+// dashboard), answered at once on the loop. Each peer has one
 // outgoing connection used for every message to it; replies from a peer
 // arrive on the peer's own outgoing connection, so every message is one-way
 // and carries a request id.
@@ -16,10 +18,13 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/env.h"
+#include "node/metrics.h"
 #include "node/node.h"
 #include "resp/session.h"
+#include "server/http_session.h"
 
 namespace ringkv {
 
@@ -37,6 +42,12 @@ struct RuntimeOptions {
   std::string resp_host;
   uint16_t resp_port = 0;
   RespOptions resp;
+  // A third listener for HTTP (server/http_session.h): metrics, the JSON
+  // API and the dashboard, answered by the handler SetHttpHandler gives.
+  // Port 0: off.
+  std::string http_host;
+  uint16_t http_port = 0;
+  HttpOptions http;
 };
 
 class Runtime final : public Transport, public Clock {
@@ -60,6 +71,10 @@ class Runtime final : public Transport, public Clock {
   // JSON: per peer, the state of the outgoing connection and its counters.
   std::string ConnectionsJson() const;
   const RespStats& resp_stats() const;
+  // Answers the HTTP listener's requests (GET and HEAD only).
+  void SetHttpHandler(HttpSession::Handler fn) { http_handler_ = std::move(fn); }
+  // Incoming connections accepted and open, per listener (native, resp, http).
+  std::vector<ListenerConnections> ConnectionCounts() const;
 
   // Binds the listening sockets (so callers can report a clear error).
   Status Listen();
@@ -85,6 +100,7 @@ class Runtime final : public Transport, public Clock {
   std::function<void(const NodeId&, bool)> reachability_;
   std::function<std::string(const NodeId&)> resolver_;
   std::function<void()> before_writes_;
+  HttpSession::Handler http_handler_;
 };
 
 // Splits "host:port"; InvalidArgument with a clear message otherwise.

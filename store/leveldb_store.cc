@@ -12,6 +12,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -91,6 +92,21 @@ class LevelDbStore final : public Store {
     batch_.Clear();
     pending_.clear();
     return FromLevelDb(s);
+  }
+
+  Sizes ApproximateSizes() override {
+    // Key spaces by first byte: objects 'o', hints 'h'.
+    leveldb::Range ranges[] = {{"o", "p"}, {"h", "i"}};
+    uint64_t sizes[2] = {0, 0};
+    db_->GetApproximateSizes(ranges, 2, sizes);
+    Sizes out;
+    out.object_bytes = sizes[0];
+    out.hint_bytes = sizes[1];
+    std::string memory;
+    if (db_->GetProperty("leveldb.approximate-memory-usage", &memory)) {
+      out.memory_bytes = std::strtoull(memory.c_str(), nullptr, 10);
+    }
+    return out;
   }
 
   CacheStats object_cache() const override {

@@ -17,6 +17,7 @@ class MemoryStore final : public Store {
   Status Erase(std::string_view key) override;
   Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override;
   uint64_t CountObjects() override { return objects_.size(); }
+  Sizes ApproximateSizes() override;
   Status GetMeta(std::string_view name, std::string* value) override;
   Status PutMeta(std::string_view name, std::string_view value) override;
   Status GetHint(const NodeId& target, std::string_view key, Hint* hint) override;

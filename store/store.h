@@ -72,6 +72,19 @@ class Store {
   };
   virtual CacheStats object_cache() const { return {}; }
 
+  // What the store takes, approximately (for /metrics). LevelDB: the bytes
+  // its table files hold for objects and for hints (GetApproximateSizes;
+  // writes still in the memtable count once they are flushed), and the
+  // memory of its memtables and block cache in use
+  // ("leveldb.approximate-memory-usage"). MemoryStore: the bytes of its
+  // keys and values, all of it in memory.
+  struct Sizes {
+    uint64_t object_bytes = 0;
+    uint64_t hint_bytes = 0;
+    uint64_t memory_bytes = 0;
+  };
+  virtual Sizes ApproximateSizes() { return {}; }
+
   // NotFound if the metadata entry is absent.
   virtual Status GetMeta(std::string_view name, std::string* value) = 0;
   virtual Status PutMeta(std::string_view name, std::string_view value) = 0;

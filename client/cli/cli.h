@@ -185,5 +185,6 @@ struct Cli {
 void AddKvCommands(CLI::App* app, Cli* cli);     // get, put, delete
 void AddInfoCommands(CLI::App* app, Cli* cli);   // status, ring, stats, preflist, hints, admin
 void AddBenchCommand(CLI::App* app, Cli* cli);   // bench
+void AddExperimentCommands(CLI::App* app, Cli* cli);  // experiment staleness|siblings
 
 }  // namespace ringkv::cli

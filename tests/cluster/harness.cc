@@ -99,11 +99,16 @@ CliResult RunProgram(const std::vector<std::string>& argv, const std::string& in
   return r;
 }
 
-Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp)
+Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp,
+                 bool http)
     : node_flags_(std::move(node_flags)), bootstrap_(bootstrap) {
   char tmpl[] = "/tmp/ringkv-cluster-XXXXXX";
   dir_ = mkdtemp(tmpl);
-  ports_ = FreePorts(resp ? 2 * nodes : nodes);  // one call: all distinct
+  ports_ = FreePorts((1 + resp + http) * nodes);  // one call: all distinct
+  if (http) {
+    http_ports_.assign(ports_.end() - nodes, ports_.end());
+    ports_.resize(ports_.size() - nodes);
+  }
   if (resp) {
     resp_ports_.assign(ports_.begin() + nodes, ports_.end());
     ports_.resize(nodes);
@@ -191,6 +196,9 @@ void Cluster::Start(int i) {
   if (!resp_ports_.empty()) {
     argv.insert(argv.end(), {"--resp-listen", "127.0.0.1:" + std::to_string(RespPort(i))});
   }
+  if (!http_ports_.empty()) {
+    argv.insert(argv.end(), {"--http-listen", "127.0.0.1:" + std::to_string(HttpPort(i))});
+  }
   argv.insert(argv.end(), node_flags_.begin(), node_flags_.end());
   pids_[i] = Spawn(argv, "/dev/null", LogPath(i), LogPath(i));
   if (!WaitReady(i)) {
@@ -214,9 +222,10 @@ bool Cluster::WaitReady(int i) {
 
 int Cluster::AddNode() {
   if (bootstrap_ != Bootstrap::kJoin) throw std::runtime_error("AddNode needs a --join cluster");
-  std::vector<uint16_t> fresh = FreePorts(2);
+  std::vector<uint16_t> fresh = FreePorts(3);
   ports_.push_back(fresh[0]);
   if (!resp_ports_.empty()) resp_ports_.push_back(fresh[1]);
+  if (!http_ports_.empty()) http_ports_.push_back(fresh[2]);
   int i = size();
   pids_[i] = 0;
   Start(i);

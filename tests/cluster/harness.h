@@ -36,15 +36,17 @@ class Cluster {
   };
   // Starts `nodes` nodes n1..nN. node_flags are appended to every node's
   // command line. With resp, every node also serves the Redis protocol
-  // (--resp-listen) on a port of its own, RespPort(i).
+  // (--resp-listen) on a port of its own, RespPort(i); with http, HTTP
+  // (--http-listen) on HttpPort(i).
   explicit Cluster(int nodes, std::vector<std::string> node_flags = {},
-                   Bootstrap bootstrap = Bootstrap::kPeers, bool resp = false);
+                   Bootstrap bootstrap = Bootstrap::kPeers, bool resp = false, bool http = false);
   ~Cluster();
 
   int size() const { return static_cast<int>(ports_.size()); }
   std::string Id(int i) const { return "n" + std::to_string(i); }
   std::string Address(int i) const;  // 1-based
   uint16_t RespPort(int i) const { return resp_ports_.at(i - 1); }  // needs resp
+  uint16_t HttpPort(int i) const { return http_ports_.at(i - 1); }  // needs http
   std::string DataDir(int i) const;
   std::string LogPath(int i) const;
   std::string LogTail(int i, size_t bytes = 4000) const;
@@ -73,6 +75,7 @@ class Cluster {
   std::string dir_;
   std::vector<uint16_t> ports_;
   std::vector<uint16_t> resp_ports_;  // empty unless resp
+  std::vector<uint16_t> http_ports_;  // empty unless http
   std::vector<std::string> node_flags_;
   Bootstrap bootstrap_;
   std::map<int, pid_t> pids_;
