@@ -26,6 +26,9 @@ struct NodeStats {
   uint64_t replica_writes = 0;
   uint64_t wrong_cluster_refused = 0;
   uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
+  uint64_t datatype_ops = 0;         // counter, set and map operations asked of this node
+  uint64_t datatype_reads = 0;       // their reads (quorum reads, also counted in gets)
+  uint64_t datatype_wrong_type = 0;  // operations refused: the key holds another type
   Histogram get_latency_us;
   Histogram put_latency_us;
 };
