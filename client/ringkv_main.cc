@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   AddKvCommands(&app, &cli);
   AddInfoCommands(&app, &cli);
   AddBenchCommand(&app, &cli);
+  AddDataTypeCommands(&app, &cli);
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (CLI::App* cmd : cli.commands) {
