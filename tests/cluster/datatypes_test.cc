@@ -175,13 +175,21 @@ TEST_CASE("datatypes: bench --type counter and set: every acknowledged increment
   }
   CHECK(sum == static_cast<int64_t>(puts));
 
-  r = c.Cli(2, {"bench", "--hosts", hosts, "--json", "--type", "set", "--clients", "6", "--requests",
-                "1200", "--keys", "20"});
+  // Another cluster: the keys of the run above are counters now.
+  Cluster sets(3);
+  hosts = sets.Address(1) + "," + sets.Address(2) + "," + sets.Address(3);
+  r = sets.Cli(2, {"bench", "--hosts", hosts, "--json", "--type", "set", "--clients", "6",
+                   "--requests", "1200", "--keys", "20"});
   j = Json(r);
   CHECK(j["type"] == "set");
   CHECK(j["errors"] == 0);
   REPORT("ringkv bench --type set, 3 nodes, 6 clients: " << j["ops_per_s"].get<double>()
                                                          << " ops/s, p99 "
                                                          << j["latency_ms"]["p99"].get<double>() << " ms");
-  CHECK(c.Cli(1, {"bench", "--type", "set", "--rmw", "--requests", "1"}).exit_code == 4);
+  CHECK(sets.Cli(1, {"bench", "--type", "set", "--rmw", "--requests", "1"}).exit_code == 4);
+  // The keys hold sets now: members drawn from the key space.
+  CHECK(sets.Cli(1, {"counter", "get", "key:000000000003"}).exit_code == 4);
+  json members = Json(sets.Cli(3, {"set", "members", "key:000000000003", "--json"}));
+  CHECK(members["members"].size() > 0);
+  CHECK(members["members"][0].get<std::string>().rfind("member:", 0) == 0);
 }
