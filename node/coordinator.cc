@@ -261,7 +261,9 @@ void Coordinator::MaybeFinishGet(GetOp& op) {
         reply.status = Status::NotFound("key not found (deleted)");
         reply.object = std::move(merged);  // its context lets a client write over the delete
       } else {
-        size_t live = merged.LiveSiblings().size();
+        // The states of a counter, set or map are joined, not shown as siblings.
+        size_t live = 0;
+        for (const Sibling* s : merged.LiveSiblings()) live += s->datatype == 0 ? 1 : 0;
         if (live > 1) ++stats_->siblings_seen;
         stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
         reply.object = std::move(merged);
@@ -635,6 +637,8 @@ void Coordinator::StartDataType(Origin origin, DataTypeRequest req) {
   // TODO(issue 18): resolve req.bucket (its properties: n, r, w, ...) as
   // StartGet and StartPut resolve the bucket of theirs; until buckets are
   // merged every bucket name means the default bucket.
+  // Last-writer-wins is for plain values: a collapse would drop concurrent states.
+  req.quorum.lww = false;
   if (req.op == DataTypeOpCode::kRead) {
     ++stats_->datatype_reads;
     StartGet(origin, GetRequest{std::move(req.key), req.quorum});
