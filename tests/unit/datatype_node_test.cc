@@ -346,3 +346,32 @@ TEST_CASE("data types: a state over the value limit is refused and nothing is wr
   w.RunUntilIdle();
   CHECK(Read(w, 2, "s").state.set().size() == 1);
 }
+
+TEST_CASE("data types: a node whose data dir was wiped counts as a new actor: no increment is lost") {
+  World w(31, 3, Base());
+  DataTypeReply first;
+  for (int i = 0; i < 5; ++i) {
+    first = Incr(w, 1, "k");
+    REQUIRE(first.status.ok());
+  }
+  w.RunUntilIdle();
+  // n1 loses everything (a new disk) and comes back under the same id.
+  w.node(1).Crash();
+  w.node(1).store() = MemoryStore();
+  w.RunFor(2000);
+  w.node(1).Restart();
+  w.RunFor(5000);
+  DataTypeReply again = Incr(w, 1, "k");
+  REQUIRE(again.status.ok());
+  REQUIRE(again.dot.has_value());
+  // A new actor: its dots cannot collide with the ones n1 made before (with
+  // the node id as the actor, n1:1 would be taken for the write the cluster
+  // already has, and dropped).
+  CHECK(again.dot->actor.rfind("n1~d", 0) == 0);
+  CHECK(again.dot->actor != first.dot->actor);
+  for (int i = 0; i < 2; ++i) REQUIRE(Incr(w, 1, "k").status.ok());
+  w.RunUntilIdle();
+  Quorum all;
+  all.r = 3;
+  CHECK(Read(w, 2, "k", all).state.counter().Value() == 8);
+}
