@@ -218,12 +218,39 @@ class WorkerLoop {
   void AppendGet(size_t index) {
     Slot& s = slots_[index];
     s.id = NewId(index);
+    if (o_.type != DataType::kNone) {
+      DataTypeRequest req;
+      req.key = KeyName(s.key);
+      req.type = o_.type;
+      req.op = DataTypeOpCode::kRead;
+      req.quorum = phase_->get_quorum;
+      AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
+      return;
+    }
     AppendFrame(Envelope{s.id, {}, {}, GetRequest{KeyName(s.key), phase_->get_quorum}}, &batch_);
   }
 
   void AppendPut(size_t index, std::string context) {
     Slot& s = slots_[index];
     s.id = NewId(index);
+    if (o_.type != DataType::kNone) {
+      DataTypeRequest req;
+      req.key = KeyName(s.key);
+      req.type = o_.type;
+      req.quorum = phase_->put_quorum;
+      if (o_.type == DataType::kCounter) {
+        req.op = DataTypeOpCode::kIncrement;
+        req.delta = 1;
+      } else {
+        req.op = DataTypeOpCode::kAdd;
+        // "member:" and 12 digits, as redis-benchmark's element:__rand_int__.
+        std::string member = KeyName(w_->rng() % o_.keys);
+        member.replace(0, 4, "member:");
+        req.args = {std::move(member)};
+      }
+      AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
+      return;
+    }
     PutRequest req;
     req.key = KeyName(s.key);
     req.value = *phase_->value;
@@ -273,6 +300,18 @@ class WorkerLoop {
       return;  // not ours (a reply to a request given up on)
     }
     Slot& s = slots_[index];
+    if (s.kind == OpKind::kPut && o_.type != DataType::kNone) {
+      auto* dt = std::get_if<DataTypeReply>(&env.body);
+      const Status& st = dt != nullptr ? dt->status : reply != nullptr ? reply->status : Status::OK();
+      if (dt == nullptr && (reply == nullptr || reply->status.ok())) {
+        Fail(s, "unexpected_reply");
+      } else if (st.ok()) {
+        Succeed(s);
+      } else {
+        Fail(s, CodeSlug(st.code()));
+      }
+      return;
+    }
     if (reply == nullptr) {
       Fail(s, "unexpected_reply");
       return;
@@ -656,6 +695,13 @@ Status ValidateBenchOptions(const BenchOptions& o) {
     return Status::InvalidArgument("the zipf exponent must be positive");
   }
   if (o.timeout_ms < 1) return Status::InvalidArgument("the timeout must be at least 1 ms");
+  if (o.type != DataType::kNone && o.type != DataType::kCounter && o.type != DataType::kSet) {
+    return Status::InvalidArgument("--type must be plain, counter or set");
+  }
+  if (o.type != DataType::kNone && (o.rmw || o.quorum.lww)) {
+    return Status::InvalidArgument(
+        "--rmw and --lww are for plain values; counters and sets merge by themselves");
+  }
   return Status::OK();
 }
 
@@ -723,14 +769,17 @@ Result<BenchResult> RunBench(const BenchOptions& o,
 std::string FormatBenchReport(const BenchOptions& o, const BenchResult& result) {
   std::string hosts;
   for (const auto& h : o.hosts) hosts += (hosts.empty() ? "" : ",") + h;
+  std::string values = o.type == DataType::kCounter ? "counters (a put is an increment by 1)"
+                       : o.type == DataType::kSet ? "sets (a put adds a member)"
+                                                  : fmt::format("{}-byte values", o.value_size);
+  std::string puts = o.type != DataType::kNone ? "" : o.rmw ? "read-modify-write puts, " : "blind puts, ";
   std::string out = fmt::format(
-      "ringkv bench: {} clients ({} thread{}) on {}, pipeline {}, {} keys ({}), {}-byte values, get:put {}:{}, "
-      "{} puts, {}\n",
+      "ringkv bench: {} clients ({} thread{}) on {}, pipeline {}, {} keys ({}), {}, get:put {}:{}, "
+      "{}{}\n",
       o.clients, std::min(o.clients, o.threads), std::min(o.clients, o.threads) == 1 ? "" : "s", hosts,
       o.pipeline, o.keys,
       o.distribution == KeyDistribution::kZipf ? fmt::format("zipf {}", o.zipf_exponent) : "uniform",
-      o.value_size, o.get_weight, o.put_weight, o.rmw ? "read-modify-write" : "blind",
-      QuorumText(o.quorum));
+      values, o.get_weight, o.put_weight, puts, QuorumText(o.quorum));
   if (result.preloaded) {
     const auto& p = result.preload;
     out += fmt::format("preload: {} keys in {:.2f} s ({:.0f} puts/s, p99 {} ms), errors: {}\n",
@@ -753,8 +802,14 @@ std::string FormatBenchReport(const BenchOptions& o, const BenchResult& result) 
   if (r.puts > 0) row("put", r.put_latency);
   out += "\n";
   out += fmt::format("not found   {} gets\n", r.not_found);
-  out += fmt::format("siblings    {} reads returned more than one live sibling (at most {})\n",
-                     r.siblings_seen, r.max_siblings);
+  if (o.type != DataType::kNone) {
+    out += fmt::format("states      {} reads joined more than one state of a key (at most {}); "
+                       "none shows siblings\n",
+                       r.siblings_seen, r.max_siblings);
+  } else {
+    out += fmt::format("siblings    {} reads returned more than one live sibling (at most {})\n",
+                       r.siblings_seen, r.max_siblings);
+  }
   out += fmt::format("errors      {}\n", ErrorsText(r));
   out += fmt::format("client CPU  {:.2f} s ({:.0f}% of one core)\n", r.client_cpu_s,
                      r.elapsed_s > 0 ? 100.0 * r.client_cpu_s / r.elapsed_s : 0.0);
@@ -774,6 +829,7 @@ std::string BenchReportJson(const BenchOptions& o, const BenchResult& result) {
   if (o.distribution == KeyDistribution::kZipf) j["zipf_exponent"] = o.zipf_exponent;
   j["seed"] = o.seed;
   j["rmw"] = o.rmw;
+  j["type"] = o.type == DataType::kNone ? "plain" : DataTypeName(o.type);
   j["quorum"] = json{{"n", o.quorum.n},
                      {"r", o.quorum.r},
                      {"w", o.quorum.w},

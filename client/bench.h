@@ -23,6 +23,13 @@
 // flight as a "connection" error (or "client_timeout" when no reply came
 // within timeout_ms), and the client reconnects and carries on.
 //
+// With `type` a counter or a set, the keys hold that data type
+// (core/datatypes.h): a "put" is an increment by 1 (INCR) or an add of a
+// member "member:" + 12 digits drawn from the key space (SADD), answered by
+// the coordinating replica with an integer; a "get" is a quorum read of the
+// key's value. Reads never see siblings then; `siblings_seen` counts reads
+// that joined more than one state of a key (concurrent writes).
+//
 // Keys are "key:" and 12 decimal digits (key:000000012345), as
 // redis-benchmark names its keys with -r, so the two tools move the same
 // bytes. Values are `value_size` printable bytes. Key choice is
@@ -67,6 +74,7 @@ struct BenchOptions {
   int pipeline = 1;          // requests in flight per connection
   bool preload = false;      // write every key once before measuring
   bool rmw = false;          // puts read first and write with the context
+  DataType type = DataType::kNone;  // kCounter, kSet: data-type keys (see above)
   // Per-request quorum: gets use n, r, pr, mode; puts use n, w, pw, mode.
   Quorum quorum;
   int timeout_ms = 10000;    // connect, and longest wait for any one reply

@@ -259,6 +259,55 @@ Result<PutResult> Client::Delete(std::string_view key, std::string_view context,
   return Write(std::move(req));
 }
 
+Result<DataTypeResult> Client::DataTypeOperation(DataTypeRequest req) {
+  auto env = Call(std::move(req));
+  if (!env.ok()) return env.status();
+  if (auto* r = std::get_if<Reply>(&env->body)) {
+    return r->status.ok() ? Status::Internal("unexpected reply") : r->status;
+  }
+  auto* reply = std::get_if<DataTypeReply>(&env->body);
+  if (reply == nullptr) return Status::Internal(fmt::format("unexpected {} from {}", BodyName(env->body), address_));
+  if (!reply->status.ok()) return reply->status;
+  return DataTypeResult{reply->integer, reply->dot};
+}
+
+Result<DataTypeReadResult> Client::DataTypeRead(std::string_view key, DataType type,
+                                                std::string_view bucket, const Quorum& quorum) {
+  DataTypeRequest req;
+  req.key = std::string(key);
+  req.bucket = std::string(bucket);
+  req.type = type;
+  req.op = DataTypeOpCode::kRead;
+  req.quorum = quorum;
+  auto env = Call(std::move(req));
+  if (!env.ok()) return env.status();
+  if (auto* r = std::get_if<DataTypeReply>(&env->body)) {
+    return r->status.ok() ? Status::Internal("unexpected reply") : r->status;
+  }
+  auto* reply = std::get_if<Reply>(&env->body);
+  if (reply == nullptr) return Status::Internal(fmt::format("unexpected {} from {}", BodyName(env->body), address_));
+  if (!reply->status.ok() && !reply->status.IsNotFound()) return reply->status;
+  DataTypeReadResult out;
+  out.state = DataTypeState(type);
+  if (!reply->object) return out;
+  out.object = std::move(*reply->object);
+  out.context = EncodeContext(out.object.clock());
+  auto contents = ReadKeyContents(out.object);
+  if (!contents.ok()) return contents.status();
+  if (contents->opaque) {
+    return Status::WrongType(fmt::format("the key holds plain values, not a {}", DataTypeName(type)));
+  }
+  if (contents->type != DataType::kNone && contents->type != type) {
+    return Status::WrongType(fmt::format("the key holds a {}, not a {}",
+                                         DataTypeName(contents->type), DataTypeName(type)));
+  }
+  if (contents->type == type) {
+    out.found = true;
+    out.state = std::move(contents->state);
+  }
+  return out;
+}
+
 Result<std::string> Client::Info(std::string_view topic, std::string_view arg) {
   auto env = Call(InfoRequest{std::string(topic), std::string(arg)});
   if (!env.ok()) return env.status();

@@ -18,6 +18,7 @@
 #include <string_view>
 
 #include "core/codec.h"
+#include "core/datatypes.h"
 #include "core/dvv.h"
 #include "core/limits.h"
 #include "core/message.h"
@@ -38,6 +39,21 @@ struct PutResult {
   DvvSet object;        // the object as the coordinating replica stored it
   std::string context;  // its causal context: pass it to the next write
   Dot dot;              // the dot minted for this write
+};
+
+// A read of a counter, set or map: what the key holds (the join of its
+// live states) and the merged object it came from.
+struct DataTypeReadResult {
+  bool found = false;    // false: never written, or deleted (an empty value)
+  DataTypeState state;   // the key's value; empty when not found
+  DvvSet object;         // the merged object (its clock is the context)
+  std::string context;   // serialized causal context (empty if no history)
+};
+
+// The answer to a data-type operation.
+struct DataTypeResult {
+  int64_t integer = 0;     // INCR: the new value; SADD: members added; ...
+  std::optional<Dot> dot;  // the write's dot (none when nothing was written)
 };
 
 class Client {
@@ -62,6 +78,14 @@ class Client {
                         const Quorum& quorum = {});
   Result<PutResult> Delete(std::string_view key, std::string_view context = {},
                            const Quorum& quorum = {});
+  // A counter, set or map operation (not a read): req.key, req.type,
+  // req.op, req.args, req.delta, req.bucket, req.quorum.
+  Result<DataTypeResult> DataTypeOperation(DataTypeRequest req);
+  // A quorum read of a key of `type`: WrongType if it holds plain values or
+  // another type; not found is an empty value (found = false), not an error.
+  Result<DataTypeReadResult> DataTypeRead(std::string_view key, DataType type,
+                                          std::string_view bucket = {}, const Quorum& quorum = {});
+
   // A JSON document: topic is status, ring, stats or preflist (arg: key).
   Result<std::string> Info(std::string_view topic, std::string_view arg = {});
 

@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   AddInfoCommands(&app, &cli);
   AddBenchCommand(&app, &cli);
   AddExperimentCommands(&app, &cli);
+  AddDataTypeCommands(&app, &cli);
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (CLI::App* cmd : cli.commands) {

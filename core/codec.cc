@@ -386,6 +386,28 @@ struct BodyEncoder {
     auto msg = b.CreateString(m.status.message());
     return {w::Body::ReapAck, w::CreateReapAck(b, ToWire(m.status.code()), msg, m.reaped).Union()};
   }
+  std::pair<w::Body, fb::Offset<void>> operator()(const DataTypeRequest& m) {
+    auto key = Bytes(b, m.key);
+    auto bucket = m.bucket.empty() ? fb::Offset<fb::Vector<uint8_t>>() : Bytes(b, m.bucket);
+    std::vector<fb::Offset<w::Argument>> args;
+    args.reserve(m.args.size());
+    for (const auto& a : m.args) args.push_back(w::CreateArgument(b, Bytes(b, a)));
+    auto av = b.CreateVector(args);
+    auto q = EncodeQuorum(b, m.quorum);
+    return {w::Body::DataTypeRequest,
+            w::CreateDataTypeRequest(b, key, bucket, static_cast<uint8_t>(m.type),
+                                     static_cast<uint8_t>(m.op), av, m.delta, q, m.forwarded)
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const DataTypeReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    fb::Offset<fb::String> dot_actor;
+    if (m.dot) dot_actor = b.CreateString(m.dot->actor);
+    return {w::Body::DataTypeReply,
+            w::CreateDataTypeReply(b, ToWire(m.status.code()), msg, m.integer, dot_actor,
+                                   m.dot ? m.dot->counter : 0)
+                .Union()};
+  }
 };
 
 Result<Body> DecodeBody(const w::Envelope* env) {
@@ -578,6 +600,50 @@ Result<Body> DecodeBody(const w::Envelope* env) {
     case w::Body::ReapAck: {
       const auto* m = env->body_as_ReapAck();
       return Body(ReapAck{FromWire(m->code(), m->message()), m->reaped()});
+    }
+    case w::Body::DataTypeRequest: {
+      const auto* m = env->body_as_DataTypeRequest();
+      DataTypeRequest out;
+      out.key = std::string(View(m->key()));
+      Status s = CheckKey(out.key);
+      if (!s.ok()) return s;
+      out.bucket = std::string(View(m->bucket()));
+      if (out.bucket.size() > kMaxKeyBytes) {
+        return Status::InvalidArgument(fmt::format("bucket name is {} bytes; the limit is {}",
+                                                   out.bucket.size(), kMaxKeyBytes));
+      }
+      if (m->type() == 0 || m->type() > kLastDataType) {
+        return Status::InvalidArgument(fmt::format("unknown data type {}", m->type()));
+      }
+      out.type = static_cast<DataType>(m->type());
+      if (m->op() > kLastDataTypeOpCode) {
+        return Status::InvalidArgument(fmt::format("unknown data-type operation {}", m->op()));
+      }
+      out.op = static_cast<DataTypeOpCode>(m->op());
+      if (m->args() != nullptr) {
+        if (m->args()->size() > kMaxDataTypeArgs) {
+          return Status::InvalidArgument(fmt::format(
+              "{} arguments in one operation; the limit is {}", m->args()->size(), kMaxDataTypeArgs));
+        }
+        out.args.reserve(m->args()->size());
+        for (const w::Argument* a : *m->args()) out.args.emplace_back(View(a->value()));
+      }
+      s = ValidateOperation(out.type, out.op, out.args);
+      if (!s.ok()) return s;
+      out.delta = m->delta();
+      auto q = DecodeQuorum(m->quorum());
+      if (!q.ok()) return q.status();
+      out.quorum = *q;
+      out.forwarded = m->forwarded();
+      return Body(std::move(out));
+    }
+    case w::Body::DataTypeReply: {
+      const auto* m = env->body_as_DataTypeReply();
+      DataTypeReply out;
+      out.status = FromWire(m->code(), m->message());
+      out.integer = m->integer();
+      if (m->dot_actor() != nullptr) out.dot = Dot{std::string(View(m->dot_actor())), m->dot_counter()};
+      return Body(std::move(out));
     }
     case w::Body::NONE:
       return Status::InvalidArgument("envelope has no message");
@@ -828,7 +894,8 @@ bool IsPeerRequest(const Body& body) {
          std::holds_alternative<HandoffRequest>(body) ||
          std::holds_alternative<AaeHashesRequest>(body) ||
          std::holds_alternative<AaeSegmentRequest>(body) ||
-         std::holds_alternative<ReapCheck>(body) || std::holds_alternative<Reap>(body);
+         std::holds_alternative<ReapCheck>(body) || std::holds_alternative<Reap>(body) ||
+         std::holds_alternative<DataTypeRequest>(body);
 }
 
 const char* MemberStatusName(MemberStatus s) {
@@ -849,7 +916,7 @@ const char* BodyName(const Body& body) {
       "ReplicaWriteAck",  "GossipPush",      "GossipAck",      "HandoffRequest",
       "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
       "AaeSegmentReply",  "ReapCheck",       "ReapCheckReply", "Reap",
-      "ReapAck"};
+      "ReapAck",          "DataTypeRequest", "DataTypeReply"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

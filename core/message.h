@@ -13,6 +13,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/datatypes.h"
 #include "core/dvv.h"
 #include "core/status.h"
 
@@ -210,11 +211,36 @@ struct ReapAck {
   uint32_t reaped = 0;  // entries erased here
 };
 
+// --- convergent data types (core/datatypes.h) ---------------------------------
+
+// A counter, set or map operation. A read (kRead) is a quorum read answered
+// with a Reply; any other operation is coordinated like a put (forwarded to a
+// replica, applied there, replicated) and answered with a DataTypeReply.
+struct DataTypeRequest {
+  std::string key;
+  // Empty: the default bucket. TODO(issue 18): resolve it as GetRequest's and
+  // PutRequest's bucket is resolved once buckets are merged; until then
+  // every bucket name means the default bucket.
+  std::string bucket;
+  DataType type = DataType::kNone;
+  DataTypeOpCode op = DataTypeOpCode::kRead;
+  std::vector<std::string> args;  // members, fields, or field/value pairs
+  int64_t delta = 0;              // kIncrement, kIncrementField
+  Quorum quorum;
+  bool forwarded = false;
+};
+
+struct DataTypeReply {
+  Status status;
+  int64_t integer = 0;     // the answer: INCR's new value, how many SADD added, ...
+  std::optional<Dot> dot;  // the dot of the write (none when nothing was written)
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
                           ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
                           HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
                           AaeSegmentRequest, AaeSegmentReply, ReapCheck, ReapCheckReply, Reap,
-                          ReapAck>;
+                          ReapAck, DataTypeRequest, DataTypeReply>;
 
 struct Envelope {
   uint64_t request_id = 0;

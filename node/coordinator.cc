@@ -29,6 +29,8 @@ struct Coordinator::PutOp {
   ReplicaSet replicas;
   DvvSet object;
   Dot dot;  // minted here
+  bool datatype = false;  // a data-type operation: answered with a DataTypeReply
+  int64_t answer = 0;     // its result
   std::set<NodeId> coordinator_hints;  // primaries this node holds a hint for
   bool answered = false;  // the client has its answer; the op lives on until
                           // every replica answered, so late failures still
@@ -42,6 +44,7 @@ struct Coordinator::ForwardOp {
   uint64_t id = 0;
   Origin origin;
   PutRequest req;
+  std::optional<DataTypeRequest> datatype;  // set: forwards this instead of req
   std::vector<NodeId> candidates;
   size_t next = 0;
   std::map<NodeId, std::string> failures;
@@ -80,27 +83,37 @@ void Coordinator::SendPeer(const NodeId& to, uint64_t request_id, Body body) {
   transport_->Send(to, Envelope{request_id, config_->id, config_->cluster, std::move(body)});
 }
 
-void Coordinator::Answer(const Origin& origin, Reply reply) {
+void Coordinator::Answer(const Origin& origin, Reply reply) { Answer(origin, Body(std::move(reply))); }
+
+void Coordinator::Answer(const Origin& origin, Body answer) {
   if (!origin.peer.empty()) {
-    SendPeer(origin.peer, origin.request_id, std::move(reply));
+    SendPeer(origin.peer, origin.request_id, std::move(answer));
   } else {
-    stats_->requests.Record(origin.op, reply.status.code(), clock_->NowMicros() - origin.start_us);
-    transport_->Reply(origin.conn, Envelope{origin.request_id, {}, {}, std::move(reply)});
+    Status::Code code = Status::Code::kOk;
+    if (const auto* r = std::get_if<Reply>(&answer)) code = r->status.code();
+    if (const auto* r = std::get_if<DataTypeReply>(&answer)) code = r->status.code();
+    stats_->requests.Record(origin.op, code, clock_->NowMicros() - origin.start_us);
+    transport_->Reply(origin.conn, Envelope{origin.request_id, {}, {}, std::move(answer)});
   }
 }
 
-void Coordinator::OnForwardedPut(const NodeId& from, uint64_t request_id, PutRequest req) {
-  // Two dots for one client write would leave a sibling that a delete with
-  // the client's context misses.
+bool Coordinator::FirstForward(const NodeId& from, uint64_t request_id) {
   if (!forwarded_seen_.insert({from, request_id}).second) {
     ++stats_->duplicate_forwards;
-    return;
+    return false;
   }
   forwarded_order_.emplace_back(from, request_id);
   if (forwarded_order_.size() > kForwardedRemembered) {
     forwarded_seen_.erase(forwarded_order_.front());
     forwarded_order_.pop_front();
   }
+  return true;
+}
+
+void Coordinator::OnForwardedPut(const NodeId& from, uint64_t request_id, PutRequest req) {
+  // Two dots for one client write would leave a sibling that a delete with
+  // the client's context misses.
+  if (!FirstForward(from, request_id)) return;
   req.forwarded = true;
   StartPut(Origin{0, from, request_id}, std::move(req));
 }
@@ -254,7 +267,9 @@ void Coordinator::MaybeFinishGet(GetOp& op) {
         reply.status = Status::NotFound("key not found (deleted)");
         reply.object = std::move(merged);  // its context lets a client write over the delete
       } else {
-        size_t live = merged.LiveSiblings().size();
+        // The states of a counter, set or map are joined, not shown as siblings.
+        size_t live = 0;
+        for (const Sibling* s : merged.LiveSiblings()) live += s->datatype == 0 ? 1 : 0;
         if (live > 1) ++stats_->siblings_seen;
         stats_->siblings_per_read.Record(live);
         stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
@@ -335,6 +350,11 @@ void Coordinator::StartPut(Origin origin, PutRequest req) {
   auto op = std::make_unique<ForwardOp>();
   op->origin = origin;
   op->req = std::move(req);
+  StartForward(std::move(op), *q, replicas);
+}
+
+void Coordinator::StartForward(std::unique_ptr<ForwardOp> op, const Resolved& q,
+                               const ReplicaSet& replicas) {
   op->start_us = clock_->NowMicros();
   // Replicas believed alive first, in preference order.
   for (const auto& r : replicas.replicas()) {
@@ -346,29 +366,50 @@ void Coordinator::StartPut(Origin origin, PutRequest req) {
   op->id = next_op_id_++;
   uint64_t id = op->id;
   // The replica that coordinates needs its own timeout plus the hop.
-  op->timer = clock_->After(q->timeout_ms + 500, [this, id] {
+  op->timer = clock_->After(q.timeout_ms + 500, [this, id] {
     auto it = forwards_.find(id);
     if (it == forwards_.end()) return;
     std::unique_ptr<ForwardOp> f = std::move(it->second);
     forwards_.erase(it);
     ++stats_->write_quorum_failures;
-    Answer(f->origin, ErrorReply(Status::Timeout(fmt::format(
-                          "no answer from replica {} coordinating the write",
-                          f->candidates[std::min(f->next, f->candidates.size() - 1)]))));
+    Answer(f->origin, ForwardError(*f, Status::Timeout(fmt::format(
+                                           "no answer from replica {} coordinating the write",
+                                           f->candidates[std::min(f->next, f->candidates.size() - 1)]))));
   });
   Forward(std::move(op));
+}
+
+Body Coordinator::ForwardError(const ForwardOp& op, Status s) const {
+  if (op.datatype) return DataTypeReply{std::move(s), 0, std::nullopt};
+  return ErrorReply(std::move(s));
 }
 
 void Coordinator::Forward(std::unique_ptr<ForwardOp> op) {
   uint64_t id = op->id;
   NodeId to = op->candidates[op->next];
-  PutRequest fwd = op->req;
-  fwd.forwarded = true;
+  Body fwd;
+  if (op->datatype) {
+    DataTypeRequest d = *op->datatype;
+    d.forwarded = true;
+    fwd = std::move(d);
+  } else {
+    PutRequest p = op->req;
+    p.forwarded = true;
+    fwd = std::move(p);
+  }
   forwards_[id] = std::move(op);
   SendPeer(to, id, std::move(fwd));
 }
 
 void Coordinator::OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply) {
+  FinishForward(op_id, from, std::move(reply));
+}
+
+void Coordinator::OnForwardReply(uint64_t op_id, const NodeId& from, DataTypeReply reply) {
+  FinishForward(op_id, from, std::move(reply));
+}
+
+void Coordinator::FinishForward(uint64_t op_id, const NodeId& from, Body answer) {
   auto it = forwards_.find(op_id);
   if (it == forwards_.end()) return;
   // Only a replica this write was forwarded to may answer it.
@@ -379,7 +420,22 @@ void Coordinator::OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply
   forwards_.erase(it);
   clock_->Cancel(op->timer);
   stats_->put_latency_us.Record(clock_->NowMicros() - op->start_us);
-  Answer(op->origin, std::move(reply));
+  Answer(op->origin, std::move(answer));
+}
+
+NodeId Coordinator::LocalHintFor(const ReplicaSet& replicas, int* self) const {
+  // This node's copy: its own, or the hint it holds when it stands in as a
+  // fallback for a primary.
+  *self = replicas.Find(config_->id);
+  NodeId hint_for = *self >= 0 ? replicas.replicas()[*self].hint_for : NodeId();
+  if (*self < 0 && !replicas.replicas().empty()) {
+    // A write forwarded here by a node whose view of the ring differs: this
+    // node is no replica, so it keeps its copy as a hint for the first one
+    // (delivered, then deleted, like any hint) rather than as stray data.
+    hint_for = replicas.replicas()[0].primary ? replicas.replicas()[0].node
+                                              : replicas.replicas()[0].hint_for;
+  }
+  return hint_for;
 }
 
 void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas) {
@@ -391,17 +447,8 @@ void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q
   op->replicas = std::move(replicas);
   op->start_us = clock_->NowMicros();
 
-  // This node's copy: its own, or the hint it holds when it stands in as a
-  // fallback for a primary.
-  int self = op->replicas.Find(config_->id);
-  NodeId hint_for = self >= 0 ? op->replicas.replicas()[self].hint_for : NodeId();
-  if (self < 0 && !op->replicas.replicas().empty()) {
-    // A put forwarded here by a node whose view of the ring differs: this
-    // node is no replica, so it keeps its copy as a hint for the first one
-    // (delivered, then deleted, like any hint) rather than as stray data.
-    hint_for = op->replicas.replicas()[0].primary ? op->replicas.replicas()[0].node
-                                                  : op->replicas.replicas()[0].hint_for;
-  }
+  int self = -1;
+  NodeId hint_for = LocalHintFor(op->replicas, &self);
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
   auto minted = replica_->MintWrite(op->key, context, std::move(req.value), req.tombstone, q.lww,
                                     clock_->WallMillis(), hint_for);
@@ -411,6 +458,30 @@ void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q
   }
   op->object = std::move(minted->object);
   op->dot = std::move(minted->dot);
+  Replicate(std::move(op), self);
+}
+
+void Coordinator::AnswerWrite(PutOp& op, Status s) {
+  if (op.datatype) {
+    DataTypeReply reply{s, 0, std::nullopt};
+    if (s.ok()) {
+      reply.integer = op.answer;
+      reply.dot = op.dot;
+    }
+    Answer(op.origin, std::move(reply));
+    return;
+  }
+  Reply reply;
+  reply.status = std::move(s);
+  if (reply.status.ok()) {
+    reply.object = op.object;
+    reply.dot = op.dot;
+  }
+  Answer(op.origin, std::move(reply));
+}
+
+void Coordinator::Replicate(std::unique_ptr<PutOp> op, int self) {
+  const Resolved& q = op->q;
   uint64_t id = op->id;
   op->timer = clock_->After(q.timeout_ms, [this, id] {
     auto it = puts_.find(id);
@@ -420,8 +491,8 @@ void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q
     clock_->Cancel(p->straggler_timer);
     if (!p->answered) {
       ++stats_->write_quorum_failures;
-      Answer(p->origin, ErrorReply(Status::Unavailable(
-                            p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true))));
+      AnswerWrite(*p, Status::Unavailable(
+                          p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true)));
     }
   });
   if (q.mode == Mode::kSloppy) {
@@ -501,20 +572,16 @@ void Coordinator::OnWriteAck(uint64_t op_id, const NodeId& from, Status status) 
 void Coordinator::MaybeFinishPut(PutOp& op) {
   const ReplicaSet& rs = op.replicas;
   if (!op.answered) {
-    Reply reply;
     if (rs.ok() >= op.q.w && rs.ok_primaries() >= op.q.pw) {
       stats_->put_latency_us.Record(clock_->NowMicros() - op.start_us);
-      reply.object = op.object;
-      reply.dot = op.dot;
       op.answered = true;
+      AnswerWrite(op, Status::OK());
     } else if (rs.ok() + rs.outstanding() < op.q.w ||
                rs.ok_primaries() + rs.outstanding_primaries() < op.q.pw) {
       ++stats_->write_quorum_failures;
-      reply.status =
-          Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false));
       op.answered = true;
+      AnswerWrite(op, Status::Unavailable(rs.DescribeFailure(false, op.q.w, op.q.n, op.q.pw, false)));
     }
-    if (op.answered) Answer(op.origin, std::move(reply));
   }
   if (!op.answered || rs.outstanding() > 0) return;
   auto it = puts_.find(op.id);
@@ -533,6 +600,19 @@ bool Coordinator::OnSendFailed(const NodeId& to, uint64_t request_id, const std:
     std::unique_ptr<ForwardOp> op = std::move(it->second);
     forwards_.erase(it);
     op->failures[to] = why;
+    // A data-type operation is not idempotent: if the connection broke after
+    // the request went out ("connection to X lost", the runtime's words; a
+    // peer that was never reached is "X unreachable"), X may have applied
+    // it, and another replica would apply it again. Not retried: at most once.
+    if (op->datatype && why.find(" lost") != std::string::npos) {
+      clock_->Cancel(op->timer);
+      ++stats_->write_quorum_failures;
+      Answer(op->origin, ForwardError(*op, Status::Unavailable(fmt::format(
+                                               "{}; the operation may have been applied there (it is "
+                                               "not retried on another replica, so it counts at most once)",
+                                               why))));
+      return true;
+    }
     if (++op->next < op->candidates.size()) {
       Forward(std::move(op));
       return true;
@@ -543,12 +623,88 @@ bool Coordinator::OnSendFailed(const NodeId& to, uint64_t request_id, const std:
     for (const auto& [node, reason] : op->failures) {
       tried += fmt::format("{}{}: {}", tried.empty() ? "" : "; ", node, reason);
     }
-    Answer(op->origin, ErrorReply(Status::Unavailable(fmt::format(
-                           "no replica of the key could coordinate the write ({})", tried))));
+    Answer(op->origin, ForwardError(*op, Status::Unavailable(fmt::format(
+                                         "no replica of the key could coordinate the write ({})", tried))));
   } else {
     return false;
   }
   return true;
+}
+
+// ---------------------------------------------------------------------------
+// Data-type operations (counters, sets, maps: core/datatypes.h)
+
+void Coordinator::OnForwardedDataType(const NodeId& from, uint64_t request_id,
+                                      DataTypeRequest req) {
+  // Applied twice, an increment would count twice.
+  if (!FirstForward(from, request_id)) return;
+  req.forwarded = true;
+  StartDataType(Origin{0, from, request_id}, std::move(req));
+}
+
+void Coordinator::StartDataType(Origin origin, DataTypeRequest req) {
+  // TODO(issue 18): resolve req.bucket (its properties: n, r, w, ...) as
+  // StartGet and StartPut resolve the bucket of theirs; until buckets are
+  // merged every bucket name means the default bucket.
+  // Last-writer-wins is for plain values: a collapse would drop concurrent states.
+  req.quorum.lww = false;
+  if (req.op == DataTypeOpCode::kRead) {
+    ++stats_->datatype_reads;
+    StartGet(origin, GetRequest{std::move(req.key), req.quorum});
+    return;
+  }
+  ++stats_->datatype_ops;
+  if (origin.peer.empty()) {
+    origin.op = RequestOp::kDataType;
+    origin.start_us = clock_->NowMicros();
+  }
+  auto reject = [&](Status s) {
+    ++stats_->invalid_requests;
+    Answer(origin, DataTypeReply{std::move(s), 0, std::nullopt});
+  };
+  Status valid = ValidateOperation(req.type, req.op, req.args);
+  if (!valid.ok()) return reject(valid);
+  auto q = ResolveQuorum(req.quorum);
+  if (!q.ok()) return reject(q.status());
+  ReplicaSet replicas = ChooseReplicas(req.key, *q);
+  if (replicas.Contains(config_->id) || req.forwarded) {
+    CoordinateDataType(origin, std::move(req), *q, std::move(replicas));
+    return;
+  }
+  ++stats_->forwarded_puts;
+  auto op = std::make_unique<ForwardOp>();
+  op->origin = origin;
+  op->datatype = std::move(req);
+  StartForward(std::move(op), *q, replicas);
+}
+
+void Coordinator::CoordinateDataType(Origin origin, DataTypeRequest req, const Resolved& q,
+                                     ReplicaSet replicas) {
+  int self = -1;
+  NodeId hint_for = LocalHintFor(replicas, &self);
+  auto minted = replica_->MintDataTypeWrite(req, clock_->WallMillis(), hint_for);
+  if (!minted.ok()) {
+    if (minted.status().code() == Status::Code::kWrongType) ++stats_->datatype_wrong_type;
+    Answer(origin, DataTypeReply{minted.status(), 0, std::nullopt});
+    return;
+  }
+  if (!minted->written) {
+    // A remove of nothing this replica holds: no write, nothing to send.
+    Answer(origin, DataTypeReply{Status::OK(), minted->result.answer, std::nullopt});
+    return;
+  }
+  auto op = std::make_unique<PutOp>();
+  op->id = next_op_id_++;
+  op->origin = origin;
+  op->key = std::move(req.key);
+  op->q = q;
+  op->replicas = std::move(replicas);
+  op->start_us = clock_->NowMicros();
+  op->object = std::move(minted->object);
+  op->dot = std::move(minted->dot);
+  op->datatype = true;
+  op->answer = minted->result.answer;
+  Replicate(std::move(op), self);
 }
 
 }  // namespace ringkv

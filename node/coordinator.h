@@ -67,12 +67,19 @@ class Coordinator {
   // A put another node forwarded here; one that arrives twice (a network
   // that duplicates, or a retry) is coordinated once.
   void OnForwardedPut(const NodeId& from, uint64_t request_id, PutRequest req);
+  // A client's counter, set or map operation (node/coordinator_datatypes.cc):
+  // a read is a GET; any other operation is coordinated as a put is, with
+  // Replica::MintDataTypeWrite in place of MintWrite.
+  void StartDataType(Origin origin, DataTypeRequest req);
+  // One another node forwarded here (coordinated once, as puts are).
+  void OnForwardedDataType(const NodeId& from, uint64_t request_id, DataTypeRequest req);
 
   // Answers from replicas.
   void OnReadReply(uint64_t op_id, const NodeId& from, Status status,
                    std::optional<DvvSet> object);
   void OnWriteAck(uint64_t op_id, const NodeId& from, Status status);
   void OnForwardReply(uint64_t op_id, const NodeId& from, Reply reply);
+  void OnForwardReply(uint64_t op_id, const NodeId& from, DataTypeReply reply);
   // A request to `to` could not be sent. False if request_id is not one of
   // the coordinator's.
   bool OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why);
@@ -98,12 +105,31 @@ class Coordinator {
   void MaybeFinishGet(GetOp& op);
   void FinishReadRepair(uint64_t op_id);
 
+  // False for a forwarded request already seen (by forwarder and request id).
+  bool FirstForward(const NodeId& from, uint64_t request_id);
+  // Passes a write to the key's replicas (this node is none of them).
+  void StartForward(std::unique_ptr<ForwardOp> op, const Resolved& q, const ReplicaSet& replicas);
   void Forward(std::unique_ptr<ForwardOp> op);
+  void FinishForward(uint64_t op_id, const NodeId& from, Body answer);
+  // The answer for a forwarded write that failed here (a Reply, or a
+  // DataTypeReply for a data-type operation).
+  Body ForwardError(const ForwardOp& op, Status s) const;
+  // This node's place among the replicas (-1: none) and, when it keeps its
+  // copy as a hint, the primary the hint is for.
+  NodeId LocalHintFor(const ReplicaSet& replicas, int* self) const;
   void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas);
+  void CoordinateDataType(Origin origin, DataTypeRequest req, const Resolved& q,
+                          ReplicaSet replicas);
+  // Sends a minted write (op->object) to the other replicas and answers
+  // after w acknowledgements; self: this node's index among the replicas.
+  void Replicate(std::unique_ptr<PutOp> op, int self);
+  // The answer to a put or data-type operation: its result, or the error.
+  void AnswerWrite(PutOp& op, Status s);
   void AddPutFallback(PutOp& op, const NodeId& failed);
   void MaybeFinishPut(PutOp& op);
 
   void Answer(const Origin& origin, Reply reply);
+  void Answer(const Origin& origin, Body answer);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
 
   const NodeConfig* config_;

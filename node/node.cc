@@ -106,6 +106,8 @@ Status Node::Start() {
   Status s = store_->PutMeta("incarnation", std::to_string(self.incarnation));
   if (!s.ok()) return s;
   replica_.CountObjects();
+  s = StartDataTypeActor();
+  if (!s.ok()) return s;
   uint64_t first_id = FirstRequestId(self.incarnation);
   coordinator_.StartRequestIdsAt(first_id);
   hints_.StartRequestIdsAt(first_id);
@@ -162,6 +164,25 @@ Status Node::Start() {
   handoff_.Start(complete);
   aae_.Start();
   gossiper_.Start();
+  return Status::OK();
+}
+
+Status Node::StartDataTypeActor() {
+  // The actor of this data dir's data-type writes: see Replica::SetDataTypeActor.
+  std::string actor;
+  if (!store_->GetMeta("datatype-actor", &actor).ok() || actor.empty()) {
+    uint64_t epoch = clock_->WallMillis();
+    std::string digits;
+    do {
+      digits.insert(digits.begin(), "0123456789abcdefghijklmnopqrstuvwxyz"[epoch % 36]);
+      epoch /= 36;
+    } while (epoch > 0);
+    actor = fmt::format("{}~d{}", config_.id, digits);
+    Status s = store_->PutMeta("datatype-actor", actor);
+    if (!s.ok()) return s;
+  }
+  replica_.SetDataTypeActor(actor);
+  reaper_.SetDataTypeActor(actor);
   return Status::OK();
 }
 
@@ -247,6 +268,9 @@ void Node::HandleClient(ClientId conn, Envelope env) {
   } else if (auto* put = std::get_if<PutRequest>(&env.body)) {
     put->forwarded = false;  // only peers forward
     coordinator_.StartPut(origin, std::move(*put));
+  } else if (auto* dt = std::get_if<DataTypeRequest>(&env.body)) {
+    dt->forwarded = false;  // only peers forward
+    coordinator_.StartDataType(origin, std::move(*dt));
   } else if (auto* info = std::get_if<InfoRequest>(&env.body)) {
     HandleInfo(conn, rid, *info);
   } else {
@@ -334,6 +358,10 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     }
   } else if (auto* reply = std::get_if<Reply>(&env.body)) {
     coordinator_.OnForwardReply(rid, from, std::move(*reply));
+  } else if (auto* dt = std::get_if<DataTypeRequest>(&env.body)) {
+    coordinator_.OnForwardedDataType(from, rid, std::move(*dt));
+  } else if (auto* dtr = std::get_if<DataTypeReply>(&env.body)) {
+    coordinator_.OnForwardReply(rid, from, std::move(*dtr));
   } else if (auto* push = std::get_if<GossipPush>(&env.body)) {
     gossiper_.OnPush(from, rid, *push);
   } else if (auto* gack = std::get_if<GossipAck>(&env.body)) {

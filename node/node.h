@@ -108,6 +108,8 @@ class Node {
 
  private:
   void OnMembershipChange();
+  // Loads (or creates) the actor of this data dir's data-type writes.
+  Status StartDataTypeActor();
   void WaitToExit();
   void HandleClient(ClientId conn, Envelope env);
   void HandleInfo(ClientId conn, uint64_t request_id, const InfoRequest& info);

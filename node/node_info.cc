@@ -144,6 +144,9 @@ std::string Node::StatsJson() const {
             {"object_cache_budget", cache.budget},
             {"get_latency", LatencyJson(s.get_latency_us)},
             {"put_latency", LatencyJson(s.put_latency_us)}};
+  j["datatype_ops"] = s.datatype_ops;
+  j["datatype_reads"] = s.datatype_reads;
+  j["datatype_wrong_type"] = s.datatype_wrong_type;
   return j.dump();
 }
 
@@ -189,6 +192,12 @@ Result<std::string> Node::LocalJson(const std::string& key) const {
     json e;
     PutBytes(e, "value", sib.value);
     e["dot"] = sib.dot.ToString();
+    if (sib.datatype != 0 && sib.datatype <= kLastDataType) {
+      // A counter, set or map state: what it holds, for people.
+      auto st = DataTypeState::Decode(static_cast<DataType>(sib.datatype), sib.value);
+      e["type"] = DataTypeName(static_cast<DataType>(sib.datatype));
+      e["state"] = st.ok() ? st->Describe() : st.status().ToString();
+    }
     siblings.push_back(e);
   }
   j["siblings"] = siblings;

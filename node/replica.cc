@@ -74,6 +74,11 @@ Status Replica::Erase(const std::string& key) {
   return s;
 }
 
+NodeId Replica::NextFallbackActor() {
+  return fmt::format("{}~{:x}.{:x}", config_->id, gossiper_->self().incarnation,
+                     ++fallback_actors_);
+}
+
 Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
                                            std::string value, bool tombstone, bool lww,
                                            uint64_t wall_ms, const NodeId& hint_for) {
@@ -88,13 +93,16 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
     // cannot know the dots it minted for the key before; a counter past them
     // would claim to have seen them (and drop them at the primary). It mints
     // as an actor used for this one write instead.
-    actor = fmt::format("{}~{:x}.{:x}", config_->id, gossiper_->self().incarnation,
-                        ++fallback_actors_);
+    actor = NextFallbackActor();
   }
   // A key reaped here lately still has its tombstone in the reaper's fence;
   // and dots this node mints stay above those of reaped keys (the floor).
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
+  if (!tombstone) {
+    Status typed = RefuseOverDataType(base);
+    if (!typed.ok()) return typed;
+  }
   uint64_t min_counter = actor == config_->id ? reaper_->counter_floor() : 0;
   Minted out;
   out.object = DvvSet::Update(base, context, actor, std::move(value), tombstone, wall_ms, min_counter);

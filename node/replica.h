@@ -11,6 +11,9 @@
 //    read repair, hinted handoff, anti-entropy, ownership handoff).
 //  - MintWrite: the coordinator's local part of a put or delete: read the
 //    key here, mint the dot for the client's write, store the result.
+//  - MintDataTypeWrite: the same for a counter, set or map operation: join
+//    the states held here, apply the operation, store the new state
+//    (node/replica_datatypes.cc).
 //  - AddHint / Erase: hints kept for a down primary; erasing after handoff
 //    or reaping.
 //
@@ -68,13 +71,44 @@ class Replica {
   // (as this node, or as a one-write actor when it is a fallback: it keeps no
   // history of the key after its hint is delivered), and stores the result
   // (as a hint when hint_for is set). lww keeps only the newest sibling.
+  // A value (not a delete) is refused (WrongType) on a key holding a data
+  // type.
   Result<Minted> MintWrite(const std::string& key, const VersionVector& context, std::string value,
                            bool tombstone, bool lww, uint64_t wall_ms, const NodeId& hint_for);
+
+  struct MintedDataType {
+    DvvSet object;
+    Dot dot;
+    OperationResult result;
+    bool written = false;  // false: the operation changed nothing (nothing stored)
+  };
+  // A data-type operation (not a read) coordinated here: reads the key here
+  // (and the hint for hint_for, as MintWrite), refuses an operation of
+  // another type than the key holds (WrongType), joins the states of the
+  // key's live siblings, applies the operation as the write's actor at its
+  // dot (this node's data-type actor, or a one-write actor as a fallback),
+  // and stores the result as one sibling through DvvSet::Update with the
+  // local clock as context (it covers every sibling joined). A state over
+  // max_value_bytes is refused.
+  Result<MintedDataType> MintDataTypeWrite(const DataTypeRequest& req, uint64_t wall_ms,
+                                           const NodeId& hint_for);
+  // The actor of this node's data-type writes: "<id>~d<epoch>", where the
+  // epoch (base 36, the wall clock when the data dir was first used) is kept
+  // in the node's metadata. A node whose data dir is wiped comes back as a
+  // new actor, so its dots and counter entries never collide with the ones
+  // it made before. Empty: the node id.
+  void SetDataTypeActor(NodeId actor) { data_type_actor_ = std::move(actor); }
+  const NodeId& data_type_actor() const { return data_type_actor_; }
 
  private:
   // Every write to the main store goes through here, so the Merkle tree of
   // the key's partition stays in step. old: what was stored (nullptr: none).
   Status Write(const std::string& key, const DvvSet* old, const DvvSet& now);
+  // A fresh actor for one write made as a fallback (see MintWrite).
+  NodeId NextFallbackActor();
+  // WrongType if object's type is a data type (a plain value may not be put
+  // over it).
+  static Status RefuseOverDataType(const DvvSet& object);
 
   const NodeConfig* config_;
   Store* store_;
@@ -87,6 +121,7 @@ class Replica {
   // (a full count is a scan of the store: too slow for status).
   uint64_t objects_ = 0;
   uint64_t fallback_actors_ = 0;  // actors minted for fallback writes this incarnation
+  NodeId data_type_actor_;
 };
 
 }  // namespace ringkv

@@ -12,10 +12,11 @@
 namespace ringkv {
 
 // The client operations a coordinator answers, for per-operation metrics.
-enum class RequestOp : uint8_t { kGet = 0, kPut = 1, kDelete = 2 };
-inline constexpr size_t kRequestOps = 3;
+// kDataType: an operation on a counter, set or map (reads of one are gets).
+enum class RequestOp : uint8_t { kGet = 0, kPut = 1, kDelete = 2, kDataType = 3 };
+inline constexpr size_t kRequestOps = 4;
 inline const char* RequestOpName(RequestOp op) {
-  static const char* kNames[] = {"get", "put", "delete"};
+  static const char* kNames[] = {"get", "put", "delete", "datatype"};
   return kNames[static_cast<size_t>(op)];
 }
 
@@ -54,6 +55,9 @@ struct NodeStats {
   uint64_t replica_writes = 0;
   uint64_t wrong_cluster_refused = 0;
   uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
+  uint64_t datatype_ops = 0;         // counter, set and map operations asked of this node
+  uint64_t datatype_reads = 0;       // their reads (quorum reads, also counted in gets)
+  uint64_t datatype_wrong_type = 0;  // operations refused: the key holds another type
   Histogram get_latency_us;
   Histogram put_latency_us;
   RequestMetrics requests;

@@ -352,6 +352,12 @@ void TombstoneReaper::OnSendFailed(const NodeId& to, uint64_t id) {
 // ---------------------------------------------------------------------------
 // Member: check and reap
 
+uint64_t TombstoneReaper::OwnCounter(const VersionVector& clock) const {
+  uint64_t c = clock.Get(self_);
+  if (!data_type_actor_.empty()) c = std::max(c, clock.Get(data_type_actor_));
+  return c;
+}
+
 ReapVerdict TombstoneReaper::CheckOne(const std::string& key, const DvvSet& tombstone,
                                       uint64_t* floor) {
   ++stats_.checks_answered;
@@ -375,7 +381,7 @@ ReapVerdict TombstoneReaper::CheckOne(const std::string& key, const DvvSet& tomb
     }
   }
   SetFence(key, tombstone);
-  *floor = std::max(*floor, tombstone.clock().Get(self_));
+  *floor = std::max(*floor, OwnCounter(tombstone.clock()));
   if (!hinted.empty()) return ReapVerdict::kBusy;  // reaped once delivered
   return holding ? ReapVerdict::kOkHolding : ReapVerdict::kOk;
 }
@@ -399,7 +405,7 @@ ReapAck TombstoneReaper::AnswerReap(const Reap& req) {
   ReapAck ack;
   uint64_t floor = floor_;
   for (const KeyedObject& e : req.entries) {
-    floor = std::max(floor, e.object.clock().Get(self_));
+    floor = std::max(floor, OwnCounter(e.object.clock()));
     // A message still in flight may carry an older version: keep fencing.
     SetFence(e.key, e.object);
   }

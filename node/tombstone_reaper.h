@@ -123,6 +123,9 @@ class TombstoneReaper {
   std::optional<DvvSet> Fenced(const std::string& key, const DvvSet& object);
   // Dots this node mints have counters above this.
   uint64_t counter_floor() const { return floor_; }
+  // The actor of this node's data-type writes (Replica::SetDataTypeActor):
+  // the floor covers its dots too.
+  void SetDataTypeActor(NodeId actor) { data_type_actor_ = std::move(actor); }
 
   const Stats& stats() const { return stats_; }
   const TombstoneConfig& config() const { return config_; }
@@ -162,6 +165,8 @@ class TombstoneReaper {
   void SendReap(PendingReap reap);
   void RetryReaps();
   ReapVerdict CheckOne(const std::string& key, const DvvSet& tombstone, uint64_t* floor);
+  // This node's highest counter in clock, as itself or its data-type actor.
+  uint64_t OwnCounter(const VersionVector& clock) const;
   void SetFence(const std::string& key, const DvvSet& tombstone);
   uint64_t PassIntervalMs() const;
 
@@ -192,6 +197,7 @@ class TombstoneReaper {
   std::deque<std::pair<uint64_t, std::string>> fence_order_;  // (expires_us, key)
 
   uint64_t floor_ = 0;
+  NodeId data_type_actor_;
   uint64_t next_id_ = 1;
   double budget_ = 0;
   uint64_t last_tick_us_ = 0;

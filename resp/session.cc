@@ -97,7 +97,8 @@ std::string RespErrorFor(const Status& status) {
     case Status::Code::kPermissionDenied:
       return "NOPERM " + status.message();
     case Status::Code::kWrongType:
-      return "WRONGTYPE " + status.message();
+      // Redis's words (the node's message says which types, for ringkv's CLI).
+      return "WRONGTYPE Operation against a key holding the wrong kind of value";
     default:
       return "ERR " + status.ToString();
   }
@@ -218,6 +219,8 @@ void RespSession::Dispatch(RespCommand cmd) {
     Config(a);
   } else if (name == "RINGKV") {
     Ringkv(a);
+  } else if (DispatchDataType(name, a)) {
+    // a counter, set, map or TYPE command
   } else {
     std::string msg =
         fmt::format("ERR unknown command '{}', with args beginning with: ", Excerpt(a[0], 128));
@@ -379,6 +382,7 @@ void RespSession::OnReply(const Envelope& env) {
 
 void RespSession::OnPartReply(Pending& p, size_t index, const Envelope& env) {
   Part& part = p.parts[index];
+  if (p.op >= Op::kDataWrite) return OnDataTypeReply(p, part, env);
   if (p.op == Op::kInfo) {
     const auto* info = std::get_if<InfoReply>(&env.body);
     if (info == nullptr) {
@@ -420,6 +424,7 @@ void RespSession::OnGetReply(Pending& p, Part& part, const Reply& reply) {
   }
   if (reply.status.IsNotFound() || !reply.object) return;  // missing or deleted: nil
   const DvvSet& object = *reply.object;
+  if (OnDataTypeGet(p, part, object)) return;
   if (p.lww) {
     // The newest sibling by (timestamp, dot), as an lww write would keep.
     DvvSet newest = DvvSet::CollapseLww(object);
@@ -485,6 +490,9 @@ std::string RespSession::EncodeReply(const Pending& p) {
       break;
     case Op::kInfo:
       AppendBulkString(&out, InfoText(p));
+      break;
+    default:  // data types
+      out += p.parts[0].encoded;
       break;
   }
   return out;

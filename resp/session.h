@@ -36,6 +36,17 @@
 //  GETNAME | SETINFO, RINGKV LWW [ON|OFF].
 //  The mode: CLIENT SETNAME lww or RINGKV LWW ON turn lww on for the
 //  connection; any other name or RINGKV LWW OFF turn it off.
+// Convergent data types (resp/session_datatypes.cc; core/datatypes.h): a key
+// is a counter, a set or a map (a Redis hash) from its first write on.
+//  INCR, INCRBY, DECR, DECRBY k   counter operations: the value the
+//                 coordinating replica holds afterwards; GET k on a counter
+//                 answers its value (MGET too).
+//  SADD, SREM k m...; SMEMBERS, SCARD k; SISMEMBER k m   an add-wins set.
+//  HSET k f v [f v ...]; HGET k f; HDEL k f...; HGETALL, HLEN k; HEXISTS k f;
+//  HINCRBY k f n   a map of registers (last writer wins) and counters.
+//  TYPE k         none, string (plain values, counters), set or hash.
+// An operation on a key of another type is -WRONGTYPE, as in Redis (SET on a
+// data-type key too: a key's type is fixed by its first write).
 // Node errors map to "-UNAVAILABLE <message>" (quorum not met), "-TIMEOUT
 // <message>", and "-ERR <message>" (bad input, too large).
 #pragma once
@@ -97,7 +108,12 @@ class RespSession {
   size_t queued() const { return queue_.size(); }
 
  private:
-  enum class Op { kGet, kMget, kSet, kDel, kExists, kInfo };
+  enum class Op {
+    kGet, kMget, kSet, kDel, kExists, kInfo,
+    // Data types: one request each. kDataWrite is answered with the node's
+    // integer; the others read the key (a GetRequest) and answer from it.
+    kDataWrite, kType, kSmembers, kSismember, kScard, kHget, kHgetall, kHlen, kHexists
+  };
   // One key of a command (or one info topic), and what became of it.
   struct Part {
     explicit Part(std::string k) : key(std::move(k)) {}
@@ -107,11 +123,13 @@ class RespSession {
     bool exists = false;    // GET-like: not nil
     std::string value;      // GET-like: the value; kInfo: the JSON document
     std::string error;      // non-empty: the error reply for this part
+    std::string encoded;    // data types: the encoded reply
   };
   struct Pending {
     uint64_t seq = 0;
     Op op = Op::kGet;
     bool lww = false;
+    std::vector<std::string> args;  // data-type reads: the member or field asked about
     std::vector<Part> parts;
     size_t waiting = 0;  // parts not done
     bool done = false;
@@ -137,6 +155,16 @@ class RespSession {
   std::string InfoText(const Pending& p) const;
   // Moves finished replies at the head of the queue to the output.
   void Flush();
+
+  // Data types (resp/session_datatypes.cc). DispatchDataType: false if
+  // name is not a data-type command.
+  bool DispatchDataType(const std::string& name, std::vector<std::string>& args);
+  void StartDataTypeRead(Op op, const std::string& key, std::vector<std::string> args);
+  void StartDataTypeWrite(DataTypeRequest req);
+  void OnDataTypeReply(Pending& p, Part& part, const Envelope& env);
+  // GET and MGET of a key that holds a data type: true if it did (and set
+  // the part's answer).
+  bool OnDataTypeGet(Pending& p, Part& part, const DvvSet& object);
 
   void Command(const std::vector<std::string>& args);
   void Client(const std::vector<std::string>& args);

@@ -18,6 +18,7 @@ struct BenchCliOptions {
   std::vector<std::string> hosts;
   std::string ratio = "1:1";
   std::string distribution = "uniform";
+  std::string type = "plain";
   bool progress = false;
 };
 
@@ -73,6 +74,12 @@ CLI::App* AddBenchOptions(CLI::App* app, BenchCliOptions* out) {
       ->delimiter(',');
   cmd->add_flag("--preload", b.preload,
                 "Write every key once (blind puts) before measuring, so gets find data");
+  cmd->add_option("--type", out->type,
+                  "What the keys hold: plain values; counter (a put is an increment by 1, INCR); "
+                  "set (a put adds a random member, SADD). Gets read the value; counters and "
+                  "sets never show siblings")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"plain", "counter", "set"}));
   cmd->add_flag("--rmw", b.rmw,
                 "Puts read the key first and write with its context, as a client resolving "
                 "siblings does (keeps sibling counts bounded); a put's latency covers both");
@@ -110,6 +117,9 @@ int RunBenchCommand(const GlobalOptions& g, BenchCliOptions cli, bool requests_g
   o.quorum = cli.quorum.ToQuorum();
   o.distribution =
       cli.distribution == "zipf" ? KeyDistribution::kZipf : KeyDistribution::kUniform;
+  o.type = cli.type == "counter" ? DataType::kCounter
+           : cli.type == "set"   ? DataType::kSet
+                                 : DataType::kNone;
   unsigned get_share = 0, put_share = 0;
   char tail = 0;
   if (std::sscanf(cli.ratio.c_str(), "%u:%u%c", &get_share, &put_share, &tail) != 2) {

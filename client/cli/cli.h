@@ -3,7 +3,8 @@
 // registers itself.
 //
 // Every command group lives in a file of its own (kv.cc: get, put, delete;
-// info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench)
+// info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench;
+// datatypes.cc: counter, set, map)
 // and adds its subcommands to the app with Add...Commands(app, cli). A
 // subcommand's callback sets cli->run, which main calls after parsing.
 //
@@ -156,6 +157,11 @@ std::string Field(const json& j, const char* name);
 // "n1,n2" from an array of ids or of objects with "id".
 std::string JoinIds(const json& arr);
 
+// `get` of a key holding a counter, set or map: prints its value (the join
+// of its states: a data-type key shows no siblings) and the context, and
+// returns the exit code; -1 if the key holds plain values (datatypes.cc).
+int PrintDataTypeGet(const GlobalOptions& g, std::string_view key, const GetResult& r);
+
 // Asks the node for an info document and prints it (as a table, or as JSON).
 int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string& arg);
 
@@ -186,5 +192,6 @@ void AddKvCommands(CLI::App* app, Cli* cli);     // get, put, delete
 void AddInfoCommands(CLI::App* app, Cli* cli);   // status, ring, stats, preflist, hints, admin
 void AddBenchCommand(CLI::App* app, Cli* cli);   // bench
 void AddExperimentCommands(CLI::App* app, Cli* cli);  // experiment staleness|siblings
+void AddDataTypeCommands(CLI::App* app, Cli* cli);  // counter, set, map
 
 }  // namespace ringkv::cli

@@ -237,6 +237,10 @@ void PrintLocal(const json& j) {
   fmt::print("{} sibling(s) for {} (clock {})\n", j["siblings"].size(), Field(j, "key"),
              Field(j, "clock"));
   for (const auto& s : j["siblings"]) {
+    if (s.contains("state")) {  // a counter, set or map state
+      fmt::print("  {}  {}\n", Field(s, "dot"), Field(s, "state"));
+      continue;
+    }
     fmt::print("  {}  {}{}\n", Field(s, "dot"), Field(s, "value"),
                s.contains("encoding") ? " (base64)" : "");
   }

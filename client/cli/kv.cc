@@ -18,6 +18,7 @@ int RunGet(const GlobalOptions& g, const std::string& key, const QuorumOptions& 
   auto res = (*client)->Get(key, qo.ToQuorum());
   if (!res.ok()) return Fail(g, res.status());
   const GetResult& r = *res;
+  if (int code = PrintDataTypeGet(g, key, r); code >= 0) return code;
   std::string context = Base64Encode(r.context);
   std::vector<const Sibling*> live;
   if (r.found) live = r.object.LiveSiblings();

@@ -116,7 +116,7 @@ TEST_CASE("resp: redis-cli SET, GET, MGET, EXISTS, DEL, PING and INFO through di
 
   // Errors in Redis's words.
   CHECK(RedisCli(c, 1, {"GET"}) == "(error) ERR wrong number of arguments for 'get' command");
-  CHECK(RedisCli(c, 1, {"HSET", "h", "f", "v"}).rfind("(error) ERR unknown command 'HSET'", 0) ==
+  CHECK(RedisCli(c, 1, {"LPUSH", "l", "v"}).rfind("(error) ERR unknown command 'LPUSH'", 0) ==
         0);
 
   // INFO: key:value lines from the node's status and stats.

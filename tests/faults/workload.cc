@@ -16,6 +16,13 @@
 //          happened). An add whose read failed writes nothing and is recorded
 //          as READFAIL.
 //
+//          Besides, --dt-threads threads run the convergent data types
+//          (core/datatypes.h) against random nodes, so both sides of a
+//          partition get them: INCR by 1 on ctr-0..ctr-C-1 and SADD of a
+//          unique integer to dset-0..dset-C-1 (C = --counters), recorded as
+//            INCR <key> 1 ok|fail|unknown <node> <ms> <message>
+//            SADD <key> <x> ok|fail|unknown <node> <ms> <message>
+//
 //   check  After the runner healed every fault: polls until every node
 //          answers, every node's hint queue is empty and the primaries of
 //          every key hold equal copies (same live siblings: value and dot),
@@ -25,7 +32,12 @@
 //          reads go through the `ringkv` CLI: `get KEY --json --r 3` from every
 //          node and `get KEY --local --json` on every node, and the checker
 //          reports acknowledged adds that are missing (lost), unacknowledged
-//          adds that appeared, hints left and replicas that differ.
+//          adds that appeared, hints left and replicas that differ. For the
+//          data types: `counter get KEY --json --r 3` and `set members KEY
+//          --json --r 3` from every node; every node must answer the same,
+//          a counter between its acknowledged increments and those plus
+//          the ones whose outcome is unknown or that failed (a failed write
+//          is not rolled back), a set with every acknowledged add.
 //          Exit status: 0 pass, 1 a check failed, 2 usage or setup error.
 //
 // Built by tests/faults/run with g++ against the client and core libraries.
@@ -79,6 +91,9 @@ struct Options {
   double limit_s = 120;
   std::string cli;
   int client_timeout_ms = 5000;
+  int counters = 3;        // ctr-0.. and dset-0..
+  int dt_threads = 2;
+  double dt_rate = 40;     // data-type operations per second, all threads together
 };
 
 [[noreturn]] void Usage(const std::string& why) {
@@ -125,6 +140,12 @@ Options Parse(int argc, char** argv) {
       o.limit_s = std::stod(next());
     } else if (a == "--cli") {
       o.cli = next();
+    } else if (a == "--counters") {
+      o.counters = std::stoi(next());
+    } else if (a == "--dt-threads") {
+      o.dt_threads = std::stoi(next());
+    } else if (a == "--dt-rate") {
+      o.dt_rate = std::stod(next());
     } else {
       Usage("unknown option " + a);
     }
@@ -133,10 +154,26 @@ Options Parse(int argc, char** argv) {
   if (o.history.empty()) Usage("--history is required");
   if (o.mode == "check" && o.cli.empty()) Usage("--cli is required for check");
   if (o.threads < 1 || o.keys < 1 || o.rate <= 0) Usage("--threads, --keys and --rate must be positive");
+  if (o.counters < 0 || o.dt_threads < 0 || o.dt_rate <= 0) {
+    Usage("--counters and --dt-threads must not be negative, --dt-rate positive");
+  }
   return o;
 }
 
 std::string KeyName(int k) { return fmt::format("set-{}", k); }
+std::string CounterName(int k) { return fmt::format("ctr-{}", k); }
+std::string DataSetName(int k) { return fmt::format("dset-{}", k); }
+
+// Every key the checker compares across replicas.
+std::vector<std::string> AllKeys(const Options& o) {
+  std::vector<std::string> keys;
+  for (int k = 0; k < o.keys; ++k) keys.push_back(KeyName(k));
+  for (int k = 0; k < o.counters; ++k) {
+    keys.push_back(CounterName(k));
+    keys.push_back(DataSetName(k));
+  }
+  return keys;
+}
 
 // The elements of one stored value: a space-separated list of integers.
 void ParseElements(const std::string& value, std::set<uint64_t>* out) {
@@ -175,6 +212,7 @@ struct Record {
   std::string node;
   int64_t ms;
   std::string message;
+  std::string kind = "ADD";  // ADD, INCR, SADD
 };
 
 int Run(const Options& o) {
@@ -253,8 +291,74 @@ int Run(const Options& o) {
     }
   };
 
+  // The data types: one operation per request, no read first.
+  std::atomic<uint64_t> n_dt_ok{0}, n_dt_fail{0}, n_dt_unknown{0};
+  auto dt_worker = [&](int thread_index) {
+    std::mt19937_64 rng(o.seed * 7000003ULL + static_cast<uint64_t>(thread_index));
+    std::vector<std::unique_ptr<Client>> conns(o.nodes.size());
+    double interval_s = o.dt_threads / o.dt_rate;
+    auto next_start = Clock::now();
+    while (Clock::now() < deadline) {
+      next_start = std::max(next_start, Clock::now()) +
+                   std::chrono::microseconds(static_cast<int64_t>(interval_s * 1e6));
+      size_t ni = rng() % o.nodes.size();
+      int k = static_cast<int>(rng() % static_cast<uint64_t>(o.counters));
+      bool incr = rng() % 2 == 0;
+      const NodeAddr& node = o.nodes[ni];
+      ringkv::DataTypeRequest req;
+      uint64_t x = 1;
+      if (incr) {
+        req.key = CounterName(k);
+        req.type = ringkv::DataType::kCounter;
+        req.op = ringkv::DataTypeOpCode::kIncrement;
+        req.delta = 1;
+      } else {
+        x = next_x.fetch_add(1);
+        req.key = DataSetName(k);
+        req.type = ringkv::DataType::kSet;
+        req.op = ringkv::DataTypeOpCode::kAdd;
+        req.args = {std::to_string(x)};
+      }
+      auto record = [&](const char* outcome, const std::string& msg) {
+        int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+        std::lock_guard<std::mutex> lock(mu);
+        records.push_back({req.key, x, outcome, node.id, ms, msg, incr ? "INCR" : "SADD"});
+      };
+      if (!conns[ni]) {
+        auto c = Client::Connect(node.addr, o.client_timeout_ms);
+        if (!c.ok()) {
+          // Never sent: not an attempt.
+          std::this_thread::sleep_until(std::max(next_start, Clock::now() + std::chrono::milliseconds(100)));
+          continue;
+        }
+        conns[ni] = std::move(c).value();
+      }
+      std::string key = req.key;
+      auto r = conns[ni]->DataTypeOperation(std::move(req));
+      req.key = key;
+      if (r.ok()) {
+        ++n_dt_ok;
+        record("ok", "");
+      } else {
+        auto code = r.status().code();
+        bool unknown = code == Status::Code::kTimeout || code == Status::Code::kIOError;
+        if (unknown) {
+          ++n_dt_unknown;
+          conns[ni].reset();
+        } else {
+          ++n_dt_fail;
+        }
+        record(unknown ? "unknown" : "fail", r.status().ToString());
+      }
+      std::this_thread::sleep_until(next_start);
+    }
+  };
+
   std::vector<std::thread> threads;
   for (int i = 0; i < o.threads; ++i) threads.emplace_back(worker, i);
+  if (o.counters > 0) {
+    for (int i = 0; i < o.dt_threads; ++i) threads.emplace_back(dt_worker, i);
+  }
   // Progress every 10 s.
   std::thread progress([&] {
     uint64_t last_ok = 0;
@@ -263,8 +367,10 @@ int Run(const Options& o) {
       std::this_thread::sleep_until(wake);
       if (Clock::now() >= deadline) break;
       uint64_t ok = n_ok.load();
-      fmt::print("[workload {:6.1f}s] adds: {} ok (+{} in 10 s), {} failed, {} unknown; reads failed: {}\n",
-                 SecondsSince(t0), ok, ok - last_ok, n_fail.load(), n_unknown.load(), n_readfail.load());
+      fmt::print("[workload {:6.1f}s] adds: {} ok (+{} in 10 s), {} failed, {} unknown; reads failed: {}; "
+                 "INCR/SADD: {} ok, {} failed, {} unknown\n",
+                 SecondsSince(t0), ok, ok - last_ok, n_fail.load(), n_unknown.load(), n_readfail.load(),
+                 n_dt_ok.load(), n_dt_fail.load(), n_dt_unknown.load());
       std::fflush(stdout);
       last_ok = ok;
     }
@@ -279,8 +385,8 @@ int Run(const Options& o) {
     if (r.outcome == "readfail") {
       out << "READFAIL " << r.key << " " << r.node << " " << r.ms << " " << msg << "\n";
     } else {
-      out << "ADD " << r.key << " " << r.x << " " << r.outcome << " " << r.node << " " << r.ms << " " << msg
-          << "\n";
+      out << r.kind << " " << r.key << " " << r.x << " " << r.outcome << " " << r.node << " " << r.ms << " "
+          << msg << "\n";
     }
   }
   out.close();
@@ -288,8 +394,10 @@ int Run(const Options& o) {
     std::cerr << "faults_workload: cannot write " << o.history << "\n";
     return 2;
   }
-  fmt::print("[workload {:6.1f}s] done: {} adds acknowledged, {} failed, {} unknown; {} reads failed\n",
-             SecondsSince(t0), n_ok.load(), n_fail.load(), n_unknown.load(), n_readfail.load());
+  fmt::print("[workload {:6.1f}s] done: {} adds acknowledged, {} failed, {} unknown; {} reads failed; "
+             "INCR/SADD: {} acknowledged, {} failed, {} unknown\n",
+             SecondsSince(t0), n_ok.load(), n_fail.load(), n_unknown.load(), n_readfail.load(),
+             n_dt_ok.load(), n_dt_fail.load(), n_dt_unknown.load());
   return 0;
 }
 
@@ -331,8 +439,8 @@ bool LoadPreflists(const Options& o, std::map<std::string, std::vector<std::stri
     auto c = ConnectTo(n);
     if (!c) continue;
     bool ok = true;
-    for (int k = 0; k < o.keys; ++k) {
-      auto doc = c->Info("preflist", KeyName(k));
+    for (const std::string& key : AllKeys(o)) {
+      auto doc = c->Info("preflist", key);
       json j;
       if (!doc.ok() || !ParseJson(*doc, &j)) {
         ok = false;
@@ -340,7 +448,7 @@ bool LoadPreflists(const Options& o, std::map<std::string, std::vector<std::stri
       }
       std::vector<std::string> ids;
       for (const auto& e : j["primaries"]) ids.push_back(e.value("id", ""));
-      (*pref)[KeyName(k)] = ids;
+      (*pref)[key] = ids;
     }
     if (ok) return true;
   }
@@ -372,24 +480,24 @@ PollState Poll(const Options& o, const std::map<std::string, std::vector<std::st
   // Read repair: every key read with r=3 through one node (rotating).
   ringkv::Quorum all;
   all.r = 3;
-  for (int k = 0; k < o.keys; ++k) {
-    const NodeAddr& n = o.nodes[static_cast<size_t>(round + k) % o.nodes.size()];
+  std::vector<std::string> keys = AllKeys(o);
+  for (size_t k = 0; k < keys.size(); ++k) {
+    const NodeAddr& n = o.nodes[(static_cast<size_t>(round) + k) % o.nodes.size()];
     auto it = conns.find(n.id);
     if (it == conns.end()) {
       ++st.repair_reads_failed;
       continue;
     }
-    auto got = it->second->Get(KeyName(k), all);
+    auto got = it->second->Get(keys[k], all);
     if (!got.ok()) {
       ++st.repair_reads_failed;
-      st.notes.push_back(fmt::format("r=3 read of {} via {}: {}", KeyName(k), n.id, got.status().ToString()));
+      st.notes.push_back(fmt::format("r=3 read of {} via {}: {}", keys[k], n.id, got.status().ToString()));
       conns.erase(it);
     }
   }
   // Give the coordinators' repair writes a moment to land.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  for (int k = 0; k < o.keys; ++k) {
-    const std::string key = KeyName(k);
+  for (const std::string& key : keys) {
     std::vector<SiblingSet> copies;
     for (const auto& id : pref.at(key)) {
       auto it = conns.find(id);
@@ -438,6 +546,11 @@ bool RunCli(const Options& o, const std::string& args, json* out, std::string* e
 
 int Check(const Options& o) {
   // History.
+  struct DtHistory {
+    std::set<uint64_t> ok, fail, unknown;  // SADD: the elements
+    uint64_t n_ok = 0, n_fail = 0, n_unknown = 0;
+  };
+  std::map<std::string, DtHistory> dt_counters, dt_sets;
   std::map<std::string, std::set<uint64_t>> acked, unacked_fail, unacked_unknown;
   std::set<uint64_t> all_attempted;
   uint64_t n_ok = 0, n_fail = 0, n_unknown = 0, n_readfail = 0;
@@ -455,6 +568,13 @@ int Check(const Options& o) {
       ls >> tag;
       if (tag == "READFAIL") {
         ++n_readfail;
+        continue;
+      }
+      if (tag == "INCR" || tag == "SADD") {
+        ls >> key >> x >> outcome;
+        DtHistory& h = tag == "INCR" ? dt_counters[key] : dt_sets[key];
+        (outcome == "ok" ? h.ok : outcome == "fail" ? h.fail : h.unknown).insert(x);
+        (outcome == "ok" ? h.n_ok : outcome == "fail" ? h.n_fail : h.n_unknown) += 1;
         continue;
       }
       if (tag != "ADD") continue;
@@ -570,6 +690,81 @@ int Check(const Options& o) {
     hints_left += q;
   }
 
+  // The data types, through the CLI on every node (r=3).
+  uint64_t dt_problems = 0;
+  std::vector<std::string> dt_lines;
+  for (int k = 0; k < o.counters; ++k) {
+    const std::string key = CounterName(k);
+    const DtHistory& h = dt_counters[key];
+    std::map<std::string, int64_t> values;
+    for (const auto& n : o.nodes) {
+      json j;
+      std::string err;
+      if (!RunCli(o, fmt::format("-H {} counter get {} --json --r 3 {}", n.addr, key, tmo), &j, &err)) {
+        ++dt_problems;
+        problems.push_back(fmt::format("counter get {} via {} failed: {}", key, n.id, err));
+        continue;
+      }
+      values[n.id] = j.value("value", int64_t{-1});
+    }
+    std::set<int64_t> distinct;
+    for (const auto& [id, v] : values) distinct.insert(v);
+    int64_t lo = static_cast<int64_t>(h.n_ok), hi = static_cast<int64_t>(h.n_ok + h.n_fail + h.n_unknown);
+    bool same = distinct.size() == 1 && values.size() == o.nodes.size();
+    int64_t v = distinct.empty() ? -1 : *distinct.begin();
+    bool within = same && v >= lo && v <= hi;
+    if (!within) ++dt_problems;
+    std::string each;
+    for (const auto& [id, val] : values) each += fmt::format("{}{}={}", each.empty() ? "" : " ", id, val);
+    dt_lines.push_back(fmt::format(
+        "counter {:<24}{}  ({} INCR acknowledged, {} failed, {} unknown: the value may be {}..{}){}",
+        key, same ? fmt::format("{} on every node", v) : "DIFFERS: " + each, h.n_ok, h.n_fail,
+        h.n_unknown, lo, hi, within ? (v == lo ? "  = acknowledged" : "") : "   <-- FAIL"));
+  }
+  for (int k = 0; k < o.counters; ++k) {
+    const std::string key = DataSetName(k);
+    const DtHistory& h = dt_sets[key];
+    std::map<std::string, std::set<uint64_t>> members;
+    for (const auto& n : o.nodes) {
+      json j;
+      std::string err;
+      if (!RunCli(o, fmt::format("-H {} set members {} --json --r 3 {}", n.addr, key, tmo), &j, &err)) {
+        ++dt_problems;
+        problems.push_back(fmt::format("set members {} via {} failed: {}", key, n.id, err));
+        continue;
+      }
+      std::set<uint64_t> m;
+      if (j.contains("members")) {
+        for (const auto& e : j["members"]) m.insert(std::strtoull(e.get<std::string>().c_str(), nullptr, 10));
+      }
+      members[n.id] = std::move(m);
+    }
+    bool same = members.size() == o.nodes.size();
+    for (const auto& [id, m] : members) same = same && m == members.begin()->second;
+    uint64_t missing = 0, strangers = 0, extra = 0;
+    std::set<uint64_t> any;
+    for (const auto& [id, m] : members) any.insert(m.begin(), m.end());
+    for (uint64_t x : h.ok) {
+      for (const auto& [id, m] : members) missing += m.count(x) ? 0 : 1;
+    }
+    for (uint64_t x : any) {
+      if (h.ok.count(x)) continue;
+      if (h.fail.count(x) || h.unknown.count(x)) {
+        ++extra;
+      } else {
+        ++strangers;
+      }
+    }
+    bool ok = same && missing == 0 && strangers == 0;
+    if (!ok) ++dt_problems;
+    size_t size = members.empty() ? 0 : members.begin()->second.size();
+    dt_lines.push_back(fmt::format(
+        "set {:<28}{}  ({} SADD acknowledged, {} failed, {} unknown; {} of them present; "
+        "{} acknowledged missing on some node){}",
+        key, same ? fmt::format("{} members on every node", size) : "DIFFERS between nodes", h.n_ok,
+        h.n_fail, h.n_unknown, extra, missing, ok ? (size == h.n_ok ? "  = acknowledged" : "") : "   <-- FAIL"));
+  }
+
   // Lost: an acknowledged add missing from any node's final read.
   uint64_t lost = 0, lost_everywhere = 0, stale_reads = 0;
   for (const auto& [key, xs] : acked) {
@@ -652,7 +847,7 @@ int Check(const Options& o) {
   size_t max_siblings = 0;
   for (const auto& [k, n] : siblings_at_end) max_siblings = std::max(max_siblings, n);
   bool pass = lost == 0 && hints_known && hints_left == 0 && keys_differing == 0 && final_reads_failed == 0 &&
-              unexpected == 0 && converged;
+              unexpected == 0 && converged && dt_problems == 0;
 
   fmt::print("\n");
   for (const auto& p : problems) fmt::print("  ! {}\n", p);
@@ -683,6 +878,10 @@ int Check(const Options& o) {
   fmt::print("most siblings on a key at end   {}\n", max_siblings);
   if (copies_off_primaries) {
     fmt::print("copies held off the primaries   {}  (not hints; see the notes above)\n", copies_off_primaries);
+  }
+  if (o.counters > 0) {
+    fmt::print("---- data types: INCR and SADD through random nodes, read from every node (r=3) ----\n");
+    for (const auto& line : dt_lines) fmt::print("{}\n", line);
   }
   std::fflush(stdout);
   return pass ? 0 : 1;

@@ -41,6 +41,10 @@ std::string Counts(const ScheduleResult& r) {
   if (r.final_read_failures) s += fmt::format(", {} final reads failed", r.final_read_failures);
   if (r.acks_mismatched)
     s += fmt::format(", {} puts acknowledged with another write's answer", r.acks_mismatched);
+  if (r.counters_out_of_bounds)
+    s += fmt::format(", {} counters outside [acknowledged, attempted]", r.counters_out_of_bounds);
+  if (r.dt_adds_lost) s += fmt::format(", {} acknowledged set adds lost", r.dt_adds_lost);
+  if (r.dt_members_back) s += fmt::format(", {} removed members back", r.dt_members_back);
   if (!r.exception.empty()) s += ", exception: " + r.exception;
   return s;
 }
@@ -147,6 +151,13 @@ int main(int argc, char** argv) {
     sum.phantom_elements += r.phantom_elements;
     sum.final_read_failures += r.final_read_failures;
     sum.acks_mismatched += r.acks_mismatched;
+    sum.counter_attempted += r.counter_attempted;
+    sum.counter_acked += r.counter_acked;
+    sum.counters_out_of_bounds += r.counters_out_of_bounds;
+    sum.dt_adds_attempted += r.dt_adds_attempted;
+    sum.dt_adds_acked += r.dt_adds_acked;
+    sum.dt_adds_lost += r.dt_adds_lost;
+    sum.dt_members_back += r.dt_members_back;
     exceptions += !r.exception.empty();
     deletes_acked += r.deletes_acked;
     faults += r.faults;
@@ -185,6 +196,12 @@ int main(int argc, char** argv) {
       name, faults, ops, ops_failed, adds_attempted, deletes_acked, messages,
       converge_median / 1000.0, converge_max / 1000.0, sum.phantom_elements, sum.acks_mismatched,
       sum.final_read_failures, exceptions);
+  fmt::print(
+      "[figure] {}: data types: counters {} acknowledged of {} attempted increments, {} keys "
+      "outside [acknowledged, attempted]; sets {} acknowledged adds of {}, {} lost, {} removed "
+      "members back\n",
+      name, sum.counter_acked, sum.counter_attempted, sum.counters_out_of_bounds, sum.dt_adds_acked,
+      sum.dt_adds_attempted, sum.dt_adds_lost, sum.dt_members_back);
   std::fflush(stdout);
 
   if (expect_loss) {

@@ -133,6 +133,10 @@ class Schedule {
     faults_end_us_ = world_->now_us() + fault_phase_us;
     for (int c = 0; c < o_.set_clients; ++c) Next([this] { SetStep(); });
     for (int c = 0; c < o_.register_clients; ++c) Next([this] { RegisterStep(); });
+    for (int k = 0; k < o_.counter_keys; ++k) counter_keys_.push_back(fmt::format("ctr-{}", k));
+    for (int k = 0; k < o_.dtset_keys; ++k) dtset_keys_.push_back(fmt::format("dset-{}", k));
+    for (int c = 0; c < o_.counter_clients; ++c) Next([this] { CounterStep(); });
+    for (int c = 0; c < o_.dtset_clients; ++c) Next([this] { DataSetStep(); });
     world_->Schedule(1'000'000 + fault_rng_() % 2'000'000, [this] { NextFault(); });
     world_->RunFor(fault_phase_us / 1000);
 
@@ -182,11 +186,17 @@ class Schedule {
   // Sends body to a random node; done gets the reply, or nullopt when the
   // client gave up waiting (the outcome is unknown).
   void Issue(Body body, std::function<void(std::optional<Reply>)> done) {
+    IssueFor<Reply>(std::move(body), std::move(done));
+  }
+
+  // The same for a request answered with R (Reply, DataTypeReply).
+  template <typename R>
+  void IssueFor(Body body, std::function<void(std::optional<R>)> done) {
     ++r_.client_ops;
     ++pending_ops_;
     int via = 1 + static_cast<int>(client_rng_() % static_cast<uint64_t>(world_->size()));
-    auto slot = std::make_shared<std::function<void(std::optional<Reply>)>>(std::move(done));
-    auto finish = [this, slot](std::optional<Reply> reply) {
+    auto slot = std::make_shared<std::function<void(std::optional<R>)>>(std::move(done));
+    auto finish = [this, slot](std::optional<R> reply) {
       if (!*slot) return;
       auto fn = std::move(*slot);
       *slot = nullptr;
@@ -200,8 +210,8 @@ class Schedule {
     }
     ++next_client_trace_;
     ClientId id = world_->Request(via, std::move(body), [finish](Envelope e) {
-      auto* reply = std::get_if<Reply>(&e.body);
-      finish(reply ? std::optional<Reply>(std::move(*reply)) : std::nullopt);
+      auto* reply = std::get_if<R>(&e.body);
+      finish(reply ? std::optional<R>(std::move(*reply)) : std::nullopt);
     });
     world_->Schedule(kClientTimeoutUs, [this, id, finish] {
       world_->Abandon(id);
@@ -322,6 +332,79 @@ class Schedule {
               fmt::format("delete {} with context {}: {}", key, op.context.ToString(), Outcome(r)));
         Next([this] { RegisterStep(); });
       });
+    });
+  }
+
+  // Counter workload: increments by 1..5 through random nodes. Every
+  // attempt counts toward the upper bound (a request that timed out may
+  // have been applied), only acknowledged ones toward the lower.
+  void CounterStep() {
+    if (!clients_running_) return;
+    std::string key = PickKey(counter_keys_);
+    int64_t by = 1 + static_cast<int64_t>(client_rng_() % 5);
+    DataTypeRequest req;
+    req.key = key;
+    req.type = DataType::kCounter;
+    req.op = DataTypeOpCode::kIncrement;
+    req.delta = by;
+    counter_attempted_[key] += by;
+    r_.counter_attempted += static_cast<uint64_t>(by);
+    IssueFor<DataTypeReply>(std::move(req), [this, key, by](std::optional<DataTypeReply> r) {
+      if (r && r->status.ok()) {
+        counter_acked_[key] += by;
+        r_.counter_acked += static_cast<uint64_t>(by);
+      }
+      if (o_.trace) {
+        Trace(fmt::format("incr {} by {}: {}", key, by,
+                          r ? (r->status.ok() ? fmt::format("ok, {}", r->integer) : r->status.ToString())
+                            : std::string("no answer")));
+      }
+      Next([this] { CounterStep(); });
+    });
+  }
+
+  // Set workload on the data type: SADD of fresh elements, and now and then
+  // SREM of an element added before. What each remove answered (1: the
+  // coordinator held the element and removed the dots it saw) decides what
+  // the checker may expect.
+  void DataSetStep() {
+    if (!clients_running_) return;
+    std::string key = PickKey(dtset_keys_);
+    DataTypeRequest req;
+    req.key = key;
+    req.type = DataType::kSet;
+    auto& elements = dtset_added_[key];
+    bool remove = !elements.empty() && client_rng_() % 4 == 0;
+    uint64_t x = 0;
+    if (remove) {
+      auto it = elements.begin();
+      std::advance(it, static_cast<long>(client_rng_() % elements.size()));
+      x = it->first;
+      req.op = DataTypeOpCode::kRemove;
+      dtset_removes_[key][x].push_back(-1);  // outcome unknown until answered
+    } else {
+      x = next_element_++;
+      req.op = DataTypeOpCode::kAdd;
+      elements[x] = false;
+      ++r_.dt_adds_attempted;
+    }
+    req.args = {std::to_string(x)};
+    size_t index = remove ? dtset_removes_[key][x].size() - 1 : 0;
+    IssueFor<DataTypeReply>(std::move(req), [this, key, x, remove, index](std::optional<DataTypeReply> r) {
+      bool ok = r && r->status.ok();
+      if (remove) {
+        // 1 or 0: what the coordinator held; -1: unknown (it may have applied).
+        if (ok) dtset_removes_[key][x][index] = static_cast<int>(r->integer);
+      } else if (ok) {
+        dtset_added_[key][x] = true;
+        ++r_.dt_adds_acked;
+      }
+      if (o_.trace) {
+        Trace(fmt::format("{} {} {}: {}", remove ? "srem" : "sadd", key, x,
+                          r ? (r->status.ok() ? fmt::format("ok, {}", r->integer) : r->status.ToString())
+                            : std::string("no answer")));
+      }
+      Next([this] { DataSetStep(); });
     });
   }
 
@@ -544,6 +627,8 @@ class Schedule {
   std::vector<std::string> AllKeys() const {
     std::vector<std::string> keys = set_keys_;
     keys.insert(keys.end(), register_keys_.begin(), register_keys_.end());
+    keys.insert(keys.end(), counter_keys_.begin(), counter_keys_.end());
+    keys.insert(keys.end(), dtset_keys_.begin(), dtset_keys_.end());
     return keys;
   }
 
@@ -634,6 +719,93 @@ class Schedule {
     }
     for (const auto& key : set_keys_) CheckSet(key);
     for (const auto& key : register_keys_) CheckRegister(key);
+    for (const auto& key : counter_keys_) CheckCounter(key);
+    for (const auto& key : dtset_keys_) CheckDataSet(key);
+  }
+
+  // What the primaries store and an r=3 read answer for a data-type key:
+  // (where, contents); a state that does not decode is a problem.
+  std::vector<std::pair<std::string, KeyContents>> DataTypeViews(const std::string& key) {
+    std::vector<std::pair<std::string, KeyContents>> views;
+    auto add = [&](const std::string& where, const std::optional<DvvSet>& object) {
+      if (!object) {
+        views.emplace_back(where, KeyContents{});
+        return;
+      }
+      auto k = ReadKeyContents(*object);
+      if (!k.ok()) {
+        ++r_.phantom_elements;
+        Problem(fmt::format("{} on {}: {}", key, where, k.status().ToString()));
+        return;
+      }
+      views.emplace_back(where, std::move(k).value());
+    };
+    for (auto& [id, copy] : Copies(key)) add(id + "'s store", copy);
+    if (auto reply = FinalRead(key)) add("an r=3 read", reply->object);
+    return views;
+  }
+
+  // acknowledged <= value <= attempted, on every primary and in a read.
+  void CheckCounter(const std::string& key) {
+    int64_t lo = counter_acked_[key], hi = counter_attempted_[key];
+    bool bad = false;
+    for (const auto& [where, k] : DataTypeViews(key)) {
+      if (k.opaque || (k.type != DataType::kNone && k.type != DataType::kCounter)) {
+        bad = true;
+        Problem(fmt::format("{} on {} is not a counter", key, where));
+        continue;
+      }
+      int64_t v = k.state.counter().Value();
+      if (v < lo || v > hi) {
+        bad = true;
+        Problem(fmt::format("{} on {}: value {} is outside [{} acknowledged, {} attempted]", key,
+                            where, v, lo, hi));
+      }
+    }
+    r_.counters_out_of_bounds += bad;
+  }
+
+  // An acknowledged add is present unless a remove that may have seen it
+  // was made; an element a remove answered 1 for (its coordinator removed
+  // the one dot it had) is absent; nothing else appears.
+  void CheckDataSet(const std::string& key) {
+    const auto& added = dtset_added_[key];
+    const auto& removes = dtset_removes_[key];
+    std::set<uint64_t> lost, back;
+    for (const auto& [where, k] : DataTypeViews(key)) {
+      if (k.opaque || (k.type != DataType::kNone && k.type != DataType::kSet)) {
+        ++r_.phantom_elements;
+        Problem(fmt::format("{} on {} is not a set", key, where));
+        continue;
+      }
+      for (const std::string& m : k.state.set().Members()) {
+        uint64_t x = std::strtoull(m.c_str(), nullptr, 10);
+        if (!added.contains(x)) {
+          ++r_.phantom_elements;
+          Problem(fmt::format("{} on {}: member {} was never added", key, where, m));
+        }
+      }
+      for (const auto& [x, acked] : added) {
+        auto it = removes.find(x);
+        bool removed_for_sure = it != removes.end() &&
+                                std::find(it->second.begin(), it->second.end(), 1) != it->second.end();
+        bool maybe_removed = it != removes.end() &&
+                             std::any_of(it->second.begin(), it->second.end(), [](int a) { return a != 0; });
+        bool present = k.state.set().Contains(std::to_string(x));
+        if (acked && !maybe_removed && !present) {
+          lost.insert(x);
+          Problem(fmt::format("{} on {}: acknowledged add {} is missing (no remove saw it)", key,
+                              where, x));
+        }
+        if (removed_for_sure && present) {
+          back.insert(x);
+          Problem(fmt::format("{} on {}: member {} is back after a remove that held it", key,
+                              where, x));
+        }
+      }
+    }
+    r_.dt_adds_lost += lost.size();
+    r_.dt_members_back += back.size();
   }
 
   void CheckSet(const std::string& key) {
@@ -780,6 +952,12 @@ class Schedule {
   std::map<std::string, std::set<uint64_t>> acked_;
   std::map<std::string, std::set<uint64_t>> attempted_;
   std::map<std::string, std::vector<RegisterOp>> registers_;
+  std::vector<std::string> counter_keys_;
+  std::map<std::string, int64_t> counter_attempted_, counter_acked_;
+  std::vector<std::string> dtset_keys_;
+  std::map<std::string, std::map<uint64_t, bool>> dtset_added_;  // element -> acknowledged
+  // element -> each remove's answer: 1, 0, or -1 (unknown)
+  std::map<std::string, std::map<uint64_t, std::vector<int>>> dtset_removes_;
 };
 
 }  // namespace

@@ -35,6 +35,13 @@
 //  - answers: a put's answer names the dot its write got and carries the
 //    object as written; the sibling with that dot must hold what the client
 //    wrote (else the answer was another request's).
+//  - counters (core/datatypes.h): increments through random nodes; every
+//    primary and an r=3 read hold a value between the sum of acknowledged
+//    increments and the sum of attempted ones (none counted twice).
+//  - data-type sets: SADDs of fresh elements and SREMs of added ones. An
+//    acknowledged add is present unless a remove that may have seen it was
+//    made (one that answered 0 saw nothing); an element a remove answered 1
+//    for is absent (no resurrection); nothing else appears.
 //
 // Everything follows from the seed, so a failing schedule replays exactly
 // with ReplayCommand(). One schedule owns its World: separate schedules may
@@ -62,6 +69,12 @@ struct ScheduleOptions {
   uint64_t register_window_ms = 15'000;
   int set_clients = 6;
   int register_clients = 3;
+  // Convergent data types (core/datatypes.h): counters incremented and sets
+  // added to and removed from, through DataTypeRequests.
+  int counter_keys = 3;
+  int counter_clients = 2;
+  int dtset_keys = 3;
+  int dtset_clients = 2;
   uint64_t tombstone_grace_s = 30;  // nodes' --tombstone-grace (0: never reap)
   bool trace = false;     // keep a line per fault and per client write
   std::string watch_key;  // with trace: also every message about this key
@@ -89,6 +102,13 @@ struct ScheduleResult {
   uint64_t puts_lost = 0;            // acked register puts missing (no delete after them)
   uint64_t final_read_failures = 0;  // r=3 reads that failed after healing
   uint64_t acks_mismatched = 0;      // a put acknowledged with another write's object
+  uint64_t counter_attempted = 0;    // increments tried (sum of deltas)
+  uint64_t counter_acked = 0;        // of those, acknowledged
+  uint64_t counters_out_of_bounds = 0;  // counter keys outside [acked, attempted] somewhere
+  uint64_t dt_adds_attempted = 0;    // SADDs of the data-type set workload
+  uint64_t dt_adds_acked = 0;
+  uint64_t dt_adds_lost = 0;         // acknowledged, no remove could have seen them, missing
+  uint64_t dt_members_back = 0;      // removed by a remove that held them, yet present
   std::string exception;             // the run threw (codec failure, ...)
 
   uint64_t faults = 0;
@@ -105,7 +125,8 @@ struct ScheduleResult {
   bool ok() const {
     return adds_lost == 0 && phantom_elements == 0 && replicas_differing == 0 && hints_left == 0 &&
            resurrections == 0 && puts_lost == 0 && final_read_failures == 0 &&
-           acks_mismatched == 0 &&
+           acks_mismatched == 0 && counters_out_of_bounds == 0 && dt_adds_lost == 0 &&
+           dt_members_back == 0 &&
            exception.empty();
   }
 };
