@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace ringkv {
 
@@ -12,5 +13,14 @@ inline constexpr size_t kDefaultMaxValueBytes = 16 * 1024 * 1024;
 inline constexpr size_t kDefaultMaxFrameBytes = 64 * 1024 * 1024;
 // Keys in one ReapCheck or Reap message (the reaper sends far fewer).
 inline constexpr size_t kMaxReapEntries = 4096;
+// Buckets with properties in a cluster (gossiped in full every round).
+inline constexpr size_t kMaxBuckets = 1024;
+// Key listing: keys per page (default, most), bytes of keys one replica
+// answers for one page (a page of long keys is shorter), partitions named
+// in one request.
+inline constexpr uint32_t kDefaultListPage = 100;
+inline constexpr uint32_t kMaxListPage = 1000;
+inline constexpr size_t kMaxListReplyBytes = 4 * 1024 * 1024;
+inline constexpr size_t kMaxListPartitions = 1 << 20;
 
 }  // namespace ringkv
