@@ -2,6 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <queue>
+
+#include "core/bucket_key.h"
+#include "core/expiry.h"
 #include "gossip/gossiper.h"
 
 namespace ringkv {
@@ -77,6 +81,17 @@ Status Replica::Erase(const std::string& key) {
 Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
                                            std::string value, bool tombstone, bool lww,
                                            uint64_t wall_ms, const NodeId& hint_for) {
+  Sibling write;
+  write.value = std::move(value);
+  write.tombstone = tombstone;
+  write.timestamp_ms = wall_ms;
+  return MintWrite(key, context, std::move(write), lww, hint_for);
+}
+
+Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
+                                           Sibling write, bool lww, const NodeId& hint_for,
+                                           uint32_t max_siblings) {
+  uint64_t wall_ms = write.timestamp_ms;
   DvvSet local;
   Status s = store_->Get(key, &local);
   if (!s.ok() && !s.IsNotFound()) return s;
@@ -97,13 +112,83 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   const DvvSet& base = fenced ? *fenced : local;
   uint64_t min_counter = actor == config_->id ? reaper_->counter_floor() : 0;
   Minted out;
-  out.object = DvvSet::Update(base, context, actor, std::move(value), tombstone, wall_ms, min_counter);
+  out.object = DvvSet::Update(base, context, actor, std::move(write), min_counter);
   out.dot = Dot{actor, out.object.clock().Get(actor)};
   if (lww) out.object = DvvSet::CollapseLww(out.object);
+  if (max_siblings != 0) {
+    size_t live = LiveCount(out.object, wall_ms);
+    if (live > max_siblings) {
+      ++sibling_cap_refusals_;
+      return Status::TooManySiblings(fmt::format(
+          "this write would leave {} live siblings on the key; the limit is {} (max_siblings). "
+          "Nothing was stored: read the key (ringkv get) and write back with its --context to "
+          "merge the siblings into one value",
+          live, max_siblings));
+    }
+  }
   s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
                        : AddHint(hint_for, key, out.object);
   ++stats_->replica_writes;
   if (!s.ok()) return s;
+  return out;
+}
+
+PartitionKeysReply Replica::ListKeys(const Ring& ring, const PartitionKeysRequest& req,
+                                     uint64_t now_ms) {
+  PartitionKeysReply out;
+  if (ring.ring_size() == 0) {
+    out.status = Status::Unavailable("the ring has no members");
+    return out;
+  }
+  size_t limit = req.limit == 0 ? kDefaultListPage : std::min<size_t>(req.limit, kMaxListPage);
+  // The smallest keys seen so far, largest on top: a key is kept while it is
+  // among the `limit` smallest. Every key left out is greater than every key
+  // kept, so the page says "all my keys up to the last one".
+  std::priority_queue<std::string> page;
+  size_t page_bytes = 0;
+  for (uint32_t p : req.partitions) {
+    if (p >= ring.ring_size()) {
+      out.status = Status::InvalidArgument(
+          fmt::format("partition {} is not on a ring of {}", p, ring.ring_size()));
+      out.keys.clear();
+      return out;
+    }
+    uint64_t first = ring.PartitionStart(p);
+    uint64_t last = p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
+    Status s = store_->Scan(first, last, [&](std::string_view internal, const DvvSet& object) {
+      std::string_view key;
+      if (!KeyInBucket(internal, req.bucket, &key)) return true;
+      if (!key.starts_with(req.prefix)) return true;
+      if (!req.count_only && !req.after.empty() && key <= req.after) return true;
+      if (LiveCount(object, now_ms) == 0) return true;  // deleted or expired
+      if (req.count_only) {
+        ++out.count;
+        return true;
+      }
+      if (page.size() >= limit && key >= page.top()) {
+        out.truncated = true;
+        return true;
+      }
+      page.emplace(key);
+      page_bytes += key.size();
+      while (page.size() > limit || (page_bytes > kMaxListReplyBytes && page.size() > 1)) {
+        page_bytes -= page.top().size();
+        page.pop();
+        out.truncated = true;
+      }
+      return true;
+    });
+    if (!s.ok()) {
+      out.status = s;
+      out.keys.clear();
+      return out;
+    }
+  }
+  out.keys.resize(page.size());
+  for (size_t i = page.size(); i > 0; --i) {
+    out.keys[i - 1] = page.top();
+    page.pop();
+  }
   return out;
 }
 

@@ -29,6 +29,7 @@
 #include "node/hinted_handoff.h"
 #include "node/stats.h"
 #include "node/tombstone_reaper.h"
+#include "ring/ring.h"
 #include "store/store.h"
 
 namespace ringkv {
@@ -46,6 +47,8 @@ class Replica {
   void CountObjects();
   // Objects in this node's store (kept as they are written and erased).
   uint64_t objects() const { return objects_; }
+  // Client writes refused by the sibling cap.
+  uint64_t sibling_cap_refusals() const { return sibling_cap_refusals_; }
 
   // This node's copy of key. A read as a fallback for hint_for includes
   // the hinted copy. NotFound when nothing is held.
@@ -70,6 +73,20 @@ class Replica {
   // (as a hint when hint_for is set). lww keeps only the newest sibling.
   Result<Minted> MintWrite(const std::string& key, const VersionVector& context, std::string value,
                            bool tombstone, bool lww, uint64_t wall_ms, const NodeId& hint_for);
+  // The same for a write described as a sibling to be minted (value,
+  // tombstone, timestamp_ms = the coordinator's wall clock, expires_ms).
+  // max_siblings (0: no cap): if the result would hold more live siblings
+  // (not tombstones, not expired at the write's timestamp), nothing is stored
+  // and the answer is TooManySiblings. Only client writes are capped: every
+  // merge (read repair, hints, anti-entropy, handoff) keeps what it gets.
+  Result<Minted> MintWrite(const std::string& key, const VersionVector& context, Sibling write,
+                           bool lww, const NodeId& hint_for, uint32_t max_siblings = 0);
+
+  // The live keys of a bucket this node stores in some partitions, for a
+  // key listing (node/key_listing.h): at most req.limit of them, smallest
+  // first (or their count with req.count_only). Scans the partitions'
+  // objects; memory is bounded by the page (a heap of limit keys).
+  PartitionKeysReply ListKeys(const Ring& ring, const PartitionKeysRequest& req, uint64_t now_ms);
 
  private:
   // Every write to the main store goes through here, so the Merkle tree of
@@ -87,6 +104,7 @@ class Replica {
   // (a full count is a scan of the store: too slow for status).
   uint64_t objects_ = 0;
   uint64_t fallback_actors_ = 0;  // actors minted for fallback writes this incarnation
+  uint64_t sibling_cap_refusals_ = 0;
 };
 
 }  // namespace ringkv

@@ -26,6 +26,13 @@ struct NodeStats {
   uint64_t replica_writes = 0;
   uint64_t wrong_cluster_refused = 0;
   uint64_t coordinator_hints = 0;  // hints kept by a coordinator with no fallback left
+  uint64_t sibling_warnings = 0;     // gets above the bucket's sibling warning level
+  uint64_t sibling_cap_refused = 0;  // client writes refused: too many siblings
+  uint64_t expired_hidden = 0;       // expired siblings left out of get answers
+  uint64_t conditional_writes = 0;   // if-absent / if-unchanged writes coordinated
+  uint64_t conditions_failed = 0;    // of those, refused: the condition did not hold
+  uint64_t key_listings = 0;         // key listing pages (and counts) coordinated
+  uint64_t listing_partitions_missed = 0;  // partitions a listing found no replica for
   Histogram get_latency_us;
   Histogram put_latency_us;
 };
