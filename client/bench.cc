@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "core/bucket_key.h"
 #include "core/codec.h"
 #include "core/limits.h"
 
@@ -218,7 +219,9 @@ class WorkerLoop {
   void AppendGet(size_t index) {
     Slot& s = slots_[index];
     s.id = NewId(index);
-    AppendFrame(Envelope{s.id, {}, {}, GetRequest{KeyName(s.key), phase_->get_quorum}}, &batch_);
+    AppendFrame(Envelope{s.id, {}, {},
+                         GetRequest{KeyName(s.key), phase_->get_quorum, o_.bucket}},
+                &batch_);
   }
 
   void AppendPut(size_t index, std::string context) {
@@ -229,6 +232,7 @@ class WorkerLoop {
     req.value = *phase_->value;
     req.context = std::move(context);
     req.quorum = phase_->put_quorum;
+    req.bucket = o_.bucket;
     AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
   }
 
@@ -639,6 +643,10 @@ Status ValidateBenchOptions(const BenchOptions& o) {
     return Status::InvalidArgument(fmt::format("--pipeline must be 1..{}", kMaxPipeline));
   }
   if (o.keys < 1) return Status::InvalidArgument("--keys must be at least 1");
+  if (!o.bucket.empty()) {
+    Status s = ValidateBucketName(o.bucket);
+    if (!s.ok()) return Status::InvalidArgument("--bucket: " + s.message());
+  }
   if (o.value_size > kDefaultMaxValueBytes) {
     return Status::InvalidArgument(
         fmt::format("--value-size {} is over the limit of {} bytes", o.value_size, kDefaultMaxValueBytes));
@@ -774,6 +782,7 @@ std::string BenchReportJson(const BenchOptions& o, const BenchResult& result) {
   if (o.distribution == KeyDistribution::kZipf) j["zipf_exponent"] = o.zipf_exponent;
   j["seed"] = o.seed;
   j["rmw"] = o.rmw;
+  if (!o.bucket.empty()) j["bucket"] = o.bucket;
   j["quorum"] = json{{"n", o.quorum.n},
                      {"r", o.quorum.r},
                      {"w", o.quorum.w},

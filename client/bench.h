@@ -69,6 +69,7 @@ struct BenchOptions {
   bool rmw = false;          // puts read first and write with the context
   // Per-request quorum: gets use n, r, pr, mode; puts use n, w, pw, mode.
   Quorum quorum;
+  std::string bucket;  // empty: the default bucket
   int timeout_ms = 10000;    // connect, and longest wait for any one reply
 };
 

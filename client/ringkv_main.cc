@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   AddKvCommands(&app, &cli);
   AddInfoCommands(&app, &cli);
   AddBenchCommand(&app, &cli);
+  AddBucketCommands(&app, &cli);
+  AddKeysCommand(&app, &cli);
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (CLI::App* cmd : cli.commands) {

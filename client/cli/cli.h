@@ -3,7 +3,8 @@
 // registers itself.
 //
 // Every command group lives in a file of its own (kv.cc: get, put, delete;
-// info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench)
+// info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench;
+// bucket.cc: bucket; keys.cc: keys)
 // and adds its subcommands to the app with Add...Commands(app, cli). A
 // subcommand's callback sets cli->run, which main calls after parsing.
 //
@@ -185,5 +186,7 @@ struct Cli {
 void AddKvCommands(CLI::App* app, Cli* cli);     // get, put, delete
 void AddInfoCommands(CLI::App* app, Cli* cli);   // status, ring, stats, preflist, hints, admin
 void AddBenchCommand(CLI::App* app, Cli* cli);   // bench
+void AddBucketCommands(CLI::App* app, Cli* cli);  // bucket set, show, list
+void AddKeysCommand(CLI::App* app, Cli* cli);     // keys
 
 }  // namespace ringkv::cli
