@@ -41,6 +41,11 @@ std::string Counts(const ScheduleResult& r) {
   if (r.final_read_failures) s += fmt::format(", {} final reads failed", r.final_read_failures);
   if (r.acks_mismatched)
     s += fmt::format(", {} puts acknowledged with another write's answer", r.acks_mismatched);
+  if (r.buckets_diverged) s += ", bucket properties diverged";
+  if (r.expired_returned) s += fmt::format(", {} expired values returned", r.expired_returned);
+  if (r.listing_errors) s += fmt::format(", {} bad listing pages", r.listing_errors);
+  if (r.final_listings_wrong)
+    s += fmt::format(", {} final listings wrong", r.final_listings_wrong);
   if (!r.exception.empty()) s += ", exception: " + r.exception;
   return s;
 }
@@ -117,6 +122,9 @@ int main(int argc, char** argv) {
   ScheduleResult sum;
   uint64_t failing = 0, exceptions = 0, deletes_acked = 0, faults = 0, sim_ms = 0, messages = 0;
   uint64_t ops = 0, ops_failed = 0, adds_attempted = 0;
+  uint64_t bucket_changes = 0, buckets_diverged = 0, ttl_acked = 0, ttl_expiring = 0;
+  uint64_t expired_returned = 0, expired_reaped = 0, listings = 0, listing_errors = 0;
+  uint64_t listings_wrong = 0;
   std::vector<uint64_t> converge;
   for (const ScheduleResult& r : results) {
     if (trace) {
@@ -156,6 +164,15 @@ int main(int argc, char** argv) {
     ops_failed += r.client_ops_failed;
     adds_attempted += r.adds_attempted;
     converge.push_back(r.converge_ms);
+    bucket_changes += r.bucket_changes_acked;
+    buckets_diverged += r.buckets_diverged;
+    ttl_acked += r.ttl_writes_acked;
+    ttl_expiring += r.ttl_expiring_acked;
+    expired_returned += r.expired_returned;
+    expired_reaped += r.expired_reaped;
+    listings += r.listings;
+    listing_errors += r.listing_errors;
+    listings_wrong += r.final_listings_wrong;
   }
   std::sort(converge.begin(), converge.end());
   uint64_t converge_median = converge.empty() ? 0 : converge[converge.size() / 2];
@@ -185,6 +202,13 @@ int main(int argc, char** argv) {
       name, faults, ops, ops_failed, adds_attempted, deletes_acked, messages,
       converge_median / 1000.0, converge_max / 1000.0, sum.phantom_elements, sum.acks_mismatched,
       sum.final_read_failures, exceptions);
+  fmt::print(
+      "[figure] {}: buckets, TTL, listings: {} bucket property changes acknowledged, {} "
+      "schedules with properties not converged; {} ttl-bucket writes acknowledged ({} with an "
+      "expiry), {} expired values returned, {} expired objects reaped; {} listing pages during "
+      "faults, {} bad; {} final listings wrong\n",
+      name, bucket_changes, buckets_diverged, ttl_acked, ttl_expiring, expired_returned,
+      expired_reaped, listings, listing_errors, listings_wrong);
   std::fflush(stdout);
 
   if (expect_loss) {

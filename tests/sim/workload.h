@@ -35,6 +35,26 @@
 //  - answers: a put's answer names the dot its write got and carries the
 //    object as written; the sibling with that dot must hold what the client
 //    wrote (else the answer was another request's).
+//  - buckets: a config client changes properties of two buckets ("ttl":
+//    its default ttl, r, w, max_siblings; "cfg": r, w, mode, warn level)
+//    through random nodes. After healing every node must hold the same
+//    bucket entries, none older than an acknowledged change.
+//  - TTL: in the bucket "ttl", clients write values with and without a ttl
+//    (own, the bucket's, or persist), replace them with the context of a
+//    read and a ttl, and delete them. No read may return a value expired by
+//    more than the largest clock skew (30 s) plus a second; no live sibling
+//    may carry a dot an acknowledged write's context covered (an expired
+//    value must not let what it replaced come back, even after the reaper
+//    erased it); an acknowledged value without expiry that no later write
+//    could have covered is never lost. Expired objects and tombstones count
+//    as the same for replica agreement (which one a primary holds depends
+//    on whether the reaper got to it).
+//  - listings: a client lists the default and "ttl" buckets in small pages
+//    while faults go on; every page must be in key order, after the cursor,
+//    within the prefix, and hold only keys some client wrote to that bucket.
+//    After healing (and once every expiry is past the skew), a listing of
+//    each bucket must be complete and equal the keys the final reads found
+//    live: no deleted or expired key, no live key missing.
 //
 // Everything follows from the seed, so a failing schedule replays exactly
 // with ReplayCommand(). One schedule owns its World: separate schedules may
@@ -89,6 +109,15 @@ struct ScheduleResult {
   uint64_t puts_lost = 0;            // acked register puts missing (no delete after them)
   uint64_t final_read_failures = 0;  // r=3 reads that failed after healing
   uint64_t acks_mismatched = 0;      // a put acknowledged with another write's object
+  uint64_t bucket_changes_acked = 0;  // bucket-set answered ok
+  uint64_t buckets_diverged = 0;      // nodes whose bucket entries differ after healing
+  uint64_t ttl_writes_acked = 0;
+  uint64_t ttl_expiring_acked = 0;    // of those, values with an expiry
+  uint64_t expired_returned = 0;      // reads that returned a value long expired
+  uint64_t expired_reaped = 0;        // objects of expired values erased, all nodes
+  uint64_t listings = 0;              // listing pages answered during the faults
+  uint64_t listing_errors = 0;        // pages out of order, outside prefix/bucket, phantom keys
+  uint64_t final_listings_wrong = 0;  // buckets whose final listing differed from the reads
   std::string exception;             // the run threw (codec failure, ...)
 
   uint64_t faults = 0;
@@ -105,8 +134,8 @@ struct ScheduleResult {
   bool ok() const {
     return adds_lost == 0 && phantom_elements == 0 && replicas_differing == 0 && hints_left == 0 &&
            resurrections == 0 && puts_lost == 0 && final_read_failures == 0 &&
-           acks_mismatched == 0 &&
-           exception.empty();
+           acks_mismatched == 0 && buckets_diverged == 0 && expired_returned == 0 &&
+           listing_errors == 0 && final_listings_wrong == 0 && exception.empty();
   }
 };
 
