@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/bucket_key.h"
+#include "core/expiry.h"
 #include "core/limits.h"
 
 namespace ringkv {
@@ -17,15 +18,147 @@ constexpr uint64_t kDefaultListTimeoutMs = 10'000;
 
 }  // namespace
 
+// ---------------------------------------------------------------------------
+// A replica's scan
+
+KeyScan::KeyScan(PartitionKeysRequest req, uint64_t now_ms)
+    : req_(std::move(req)),
+      now_ms_(now_ms),
+      limit_(req_.limit == 0 ? kDefaultListPage : std::min<size_t>(req_.limit, kMaxListPage)) {}
+
+void KeyScan::Keep(std::string_view key) {
+  // Every key left out is greater than every key kept, so the page says
+  // "all my keys up to the last one".
+  if (page_.size() >= limit_ && key >= page_.top()) {
+    reply_.truncated = true;
+    return;
+  }
+  page_.emplace(key);
+  page_bytes_ += key.size();
+  while (page_.size() > limit_ || (page_bytes_ > kMaxListReplyBytes && page_.size() > 1)) {
+    page_bytes_ -= page_.top().size();
+    page_.pop();
+    reply_.truncated = true;
+  }
+}
+
+bool KeyScan::Step(Store* store, const Ring& ring, size_t budget) {
+  if (!reply_.status.ok()) return true;
+  if (ring.ring_size() == 0) {
+    reply_.status = Status::Unavailable("the ring has no members");
+    return true;
+  }
+  size_t seen = 0;
+  while (next_partition_ < req_.partitions.size() && seen < budget) {
+    uint32_t p = req_.partitions[next_partition_];
+    if (p >= ring.ring_size()) {
+      reply_.status = Status::InvalidArgument(
+          fmt::format("partition {} is not on a ring of {}", p, ring.ring_size()));
+      return true;
+    }
+    uint64_t first = ring.PartitionStart(p);
+    uint64_t last = p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
+    if (!cursor_.empty()) {
+      uint64_t h = 0;
+      for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(cursor_[i]);
+      first = h;
+    }
+    bool more = false;
+    std::string cursor = cursor_;
+    Status s = store->Scan(first, last, [&](std::string_view internal, const DvvSet& object) {
+      std::string store_key = ObjectStoreKey(internal);
+      if (!cursor.empty() && store_key <= cursor) return true;
+      if (seen >= budget) {
+        more = true;
+        return false;
+      }
+      ++seen;
+      cursor = std::move(store_key);
+      std::string_view key;
+      if (!KeyInBucket(internal, req_.bucket, &key)) return true;
+      if (!key.starts_with(req_.prefix)) return true;
+      if (!req_.count_only && !req_.after.empty() && key <= req_.after) return true;
+      if (LiveCount(object, now_ms_) == 0) return true;  // deleted or expired
+      if (req_.count_only) {
+        ++reply_.count;
+      } else {
+        Keep(key);
+      }
+      return true;
+    });
+    if (!s.ok()) {
+      reply_.status = s;
+      return true;
+    }
+    if (more) {
+      cursor_ = std::move(cursor);
+      return false;
+    }
+    ++next_partition_;
+    cursor_.clear();
+  }
+  return next_partition_ >= req_.partitions.size();
+}
+
+PartitionKeysReply KeyScan::TakeReply() {
+  PartitionKeysReply out = std::move(reply_);
+  if (!out.status.ok()) {
+    out.keys.clear();
+    return out;
+  }
+  out.keys.resize(page_.size());
+  for (size_t i = page_.size(); i > 0; --i) {
+    out.keys[i - 1] = page_.top();
+    page_.pop();
+  }
+  return out;
+}
+
+KeyScanRunner::KeyScanRunner(Store* store, Clock* clock, const ClusterMembership* membership)
+    : store_(store), clock_(clock), membership_(membership) {}
+
+KeyScanRunner::~KeyScanRunner() {
+  if (timer_ != 0) clock_->Cancel(timer_);
+}
+
+void KeyScanRunner::Start(PartitionKeysRequest req, Done done) {
+  if (scans_.size() >= kMaxScans) {
+    PartitionKeysReply busy;
+    busy.status = Status::Unavailable(
+        fmt::format("{} key listings are scanning here already; try again later", kMaxScans));
+    done(std::move(busy));
+    return;
+  }
+  scans_.push_back(Job{KeyScan(std::move(req), clock_->WallMillis()), std::move(done)});
+  if (timer_ == 0) timer_ = clock_->After(0, [this] { Slice(); });
+}
+
+void KeyScanRunner::Slice() {
+  timer_ = 0;
+  if (scans_.empty()) return;
+  Job job = std::move(scans_.front());
+  scans_.pop_front();
+  if (job.scan.Step(store_, membership_->ring(), kScanSlice)) {
+    // Answering may start other scans; the queue is in a consistent state.
+    job.done(job.scan.TakeReply());
+  } else {
+    scans_.push_back(std::move(job));
+  }
+  if (!scans_.empty() && timer_ == 0) timer_ = clock_->After(0, [this] { Slice(); });
+}
+
+// ---------------------------------------------------------------------------
+// The lister
+
 KeyLister::KeyLister(const NodeConfig* config, NodeStats* stats,
                      const ClusterMembership* membership, Transport* transport, Clock* clock,
-                     Replica* replica, std::function<uint64_t()> next_request_id)
+                     KeyScanRunner* scans, std::function<uint64_t()> next_request_id)
     : config_(config),
       stats_(stats),
       membership_(membership),
       transport_(transport),
       clock_(clock),
-      replica_(replica),
+      scans_(scans),
       next_request_id_(std::move(next_request_id)) {}
 
 KeyLister::~KeyLister() {
@@ -142,11 +275,12 @@ void KeyLister::Dispatch(uint64_t op_id, const std::vector<uint32_t>& partitions
     ask->second.timer = clock_->After(timeout_ms, [this, id] { Fail(id); });
     transport_->Send(to, Envelope{rid, config_->id, config_->cluster, std::move(req)});
   }
-  // This node's own share last: answering it may finish the listing.
+  // This node's own share scans here, in slices, like a peer's would.
   if (local) {
-    PartitionKeysReply reply = replica_->ListKeys(membership_->ring(), local->second,
-                                                  clock_->WallMillis());
-    OnReply(config_->id, local->first, std::move(reply));
+    uint64_t rid = local->first;
+    scans_->Start(std::move(local->second), [this, rid](PartitionKeysReply reply) {
+      OnReply(config_->id, rid, std::move(reply));
+    });
   }
 }
 

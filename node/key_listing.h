@@ -7,10 +7,11 @@
 // (preferring, among the partition's primaries, those that hold it
 // completely, in preference-list order) for its smallest matching keys, in
 // one PartitionKeysRequest per node naming all the partitions that node
-// covers. Each replica scans those partitions (Replica::ListKeys) keeping a
-// heap of at most a page of keys, and answers them with whether it left
-// keys out ("truncated": then every key it has up to its last one is in
-// the answer). The lister merges: the page is the smallest `limit` keys of
+// covers. Each replica scans those partitions (KeyScan, run in slices of
+// kScanSlice objects per loop turn by KeyScanRunner, so a large store does
+// not stall its loop) keeping a heap of at most a page of keys, and answers
+// them with whether it left keys out ("truncated": then every key it has up
+// to its last one is in the answer). The lister merges: the page is the smallest `limit` keys of
 // the union that are not above any truncated answer's last key, so a page
 // never skips a key, and `more` says whether a later page may hold keys.
 // Memory is bounded by (nodes x page) keys, at the lister and a page per
@@ -32,10 +33,12 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -45,17 +48,76 @@
 #include "node/cluster_membership.h"
 #include "node/config.h"
 #include "node/coordinator.h"
-#include "node/replica.h"
 #include "node/stats.h"
+#include "store/store.h"
 
 namespace ringkv {
 
+// One replica's answer to a PartitionKeysRequest, built a slice at a time:
+// the live keys of the bucket it stores in the partitions, with the prefix,
+// after the cursor, smallest first, at most a page (or their count).
+// Expired siblings count as deleted by the wall clock given at the start.
+class KeyScan {
+ public:
+  KeyScan(PartitionKeysRequest req, uint64_t now_ms);
+  // Scans at most `budget` more objects; true once the answer is complete.
+  bool Step(Store* store, const Ring& ring, size_t budget);
+  PartitionKeysReply TakeReply();
+
+ private:
+  void Keep(std::string_view key);
+
+  PartitionKeysRequest req_;
+  uint64_t now_ms_;
+  size_t limit_;
+  size_t next_partition_ = 0;
+  std::string cursor_;  // store key of the last object scanned in the partition
+  // The smallest keys seen so far, largest on top.
+  std::priority_queue<std::string> page_;
+  size_t page_bytes_ = 0;
+  PartitionKeysReply reply_;
+};
+
+// Runs KeyScans on the node's loop, a slice per timer turn, round robin, so
+// a listing never blocks request handling for more than one slice. At most
+// kMaxScans wait; more are answered "busy" (Unavailable) at once.
+class KeyScanRunner {
+ public:
+  static constexpr size_t kScanSlice = 2000;  // objects per slice (a few ms)
+  static constexpr size_t kMaxScans = 64;
+  using Done = std::function<void(PartitionKeysReply)>;
+
+  KeyScanRunner(Store* store, Clock* clock, const ClusterMembership* membership);
+  ~KeyScanRunner();
+  KeyScanRunner(const KeyScanRunner&) = delete;
+  KeyScanRunner& operator=(const KeyScanRunner&) = delete;
+
+  void Start(PartitionKeysRequest req, Done done);
+  size_t running() const { return scans_.size(); }
+
+ private:
+  struct Job {
+    KeyScan scan;
+    Done done;
+  };
+  void Slice();
+
+  Store* store_;
+  Clock* clock_;
+  const ClusterMembership* membership_;
+  std::deque<Job> scans_;
+  Clock::TimerId timer_ = 0;
+};
+
+// The node that coordinates a listing. The KeyScanRunner given runs this
+// node's own share and must outlive the lister (it does: the Node declares
+// it first, and a scan's callback runs only from the runner's timer).
 class KeyLister {
  public:
   using Done = std::function<void(ListKeysReply)>;
 
   KeyLister(const NodeConfig* config, NodeStats* stats, const ClusterMembership* membership,
-            Transport* transport, Clock* clock, Replica* replica,
+            Transport* transport, Clock* clock, KeyScanRunner* scans,
             std::function<uint64_t()> next_request_id);
   ~KeyLister();  // cancels the timers of listings in flight
   KeyLister(const KeyLister&) = delete;
@@ -113,7 +175,7 @@ class KeyLister {
   const ClusterMembership* membership_;
   Transport* transport_;
   Clock* clock_;
-  Replica* replica_;
+  KeyScanRunner* scans_;
   std::function<uint64_t()> next_request_id_;
   uint64_t next_op_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<ListOp>> ops_;

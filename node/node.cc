@@ -90,7 +90,8 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
       buckets_(&config_),
       replica_(&config_, store, &stats_, &hints_, &aae_, &reaper_, &gossiper_),
       coordinator_(&config_, &stats_, &cluster_, transport, clock, &replica_, &buckets_),
-      lister_(&config_, &stats_, &cluster_, transport, clock, &replica_,
+      scans_(store, clock, &cluster_),
+      lister_(&config_, &stats_, &cluster_, transport, clock, &scans_,
               [this] { return coordinator_.NextRequestId(); }) {
   started_us_ = clock_->NowMicros();
 }
@@ -444,7 +445,11 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
   } else if (auto* rack = std::get_if<ReapAck>(&env.body)) {
     reaper_.OnReapAck(from, rid, *rack);
   } else if (auto* lk = std::get_if<PartitionKeysRequest>(&env.body)) {
-    SendPeer(from, rid, replica_.ListKeys(cluster_.ring(), *lk, clock_->WallMillis()));
+    // Scanned in slices; answered when done.
+    NodeId to = from;
+    scans_.Start(std::move(*lk), [this, to, rid](PartitionKeysReply reply) {
+      SendPeer(to, rid, std::move(reply));
+    });
   } else if (auto* lkr = std::get_if<PartitionKeysReply>(&env.body)) {
     lister_.OnReply(from, rid, std::move(*lkr));
   } else {

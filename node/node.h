@@ -137,6 +137,7 @@ class Node {
   Buckets buckets_;
   Replica replica_;
   Coordinator coordinator_;
+  KeyScanRunner scans_;  // before lister_, which runs its own share here
   KeyLister lister_;
   uint64_t started_us_ = 0;
   std::function<std::string()> connections_report_;

@@ -2,9 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <queue>
-
-#include "core/bucket_key.h"
 #include "core/expiry.h"
 #include "gossip/gossiper.h"
 
@@ -130,65 +127,6 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
                        : AddHint(hint_for, key, out.object);
   ++stats_->replica_writes;
   if (!s.ok()) return s;
-  return out;
-}
-
-PartitionKeysReply Replica::ListKeys(const Ring& ring, const PartitionKeysRequest& req,
-                                     uint64_t now_ms) {
-  PartitionKeysReply out;
-  if (ring.ring_size() == 0) {
-    out.status = Status::Unavailable("the ring has no members");
-    return out;
-  }
-  size_t limit = req.limit == 0 ? kDefaultListPage : std::min<size_t>(req.limit, kMaxListPage);
-  // The smallest keys seen so far, largest on top: a key is kept while it is
-  // among the `limit` smallest. Every key left out is greater than every key
-  // kept, so the page says "all my keys up to the last one".
-  std::priority_queue<std::string> page;
-  size_t page_bytes = 0;
-  for (uint32_t p : req.partitions) {
-    if (p >= ring.ring_size()) {
-      out.status = Status::InvalidArgument(
-          fmt::format("partition {} is not on a ring of {}", p, ring.ring_size()));
-      out.keys.clear();
-      return out;
-    }
-    uint64_t first = ring.PartitionStart(p);
-    uint64_t last = p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
-    Status s = store_->Scan(first, last, [&](std::string_view internal, const DvvSet& object) {
-      std::string_view key;
-      if (!KeyInBucket(internal, req.bucket, &key)) return true;
-      if (!key.starts_with(req.prefix)) return true;
-      if (!req.count_only && !req.after.empty() && key <= req.after) return true;
-      if (LiveCount(object, now_ms) == 0) return true;  // deleted or expired
-      if (req.count_only) {
-        ++out.count;
-        return true;
-      }
-      if (page.size() >= limit && key >= page.top()) {
-        out.truncated = true;
-        return true;
-      }
-      page.emplace(key);
-      page_bytes += key.size();
-      while (page.size() > limit || (page_bytes > kMaxListReplyBytes && page.size() > 1)) {
-        page_bytes -= page.top().size();
-        page.pop();
-        out.truncated = true;
-      }
-      return true;
-    });
-    if (!s.ok()) {
-      out.status = s;
-      out.keys.clear();
-      return out;
-    }
-  }
-  out.keys.resize(page.size());
-  for (size_t i = page.size(); i > 0; --i) {
-    out.keys[i - 1] = page.top();
-    page.pop();
-  }
   return out;
 }
 

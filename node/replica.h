@@ -29,7 +29,6 @@
 #include "node/hinted_handoff.h"
 #include "node/stats.h"
 #include "node/tombstone_reaper.h"
-#include "ring/ring.h"
 #include "store/store.h"
 
 namespace ringkv {
@@ -82,11 +81,6 @@ class Replica {
   Result<Minted> MintWrite(const std::string& key, const VersionVector& context, Sibling write,
                            bool lww, const NodeId& hint_for, uint32_t max_siblings = 0);
 
-  // The live keys of a bucket this node stores in some partitions, for a
-  // key listing (node/key_listing.h): at most req.limit of them, smallest
-  // first (or their count with req.count_only). Scans the partitions'
-  // objects; memory is bounded by the page (a heap of limit keys).
-  PartitionKeysReply ListKeys(const Ring& ring, const PartitionKeysRequest& req, uint64_t now_ms);
 
  private:
   // Every write to the main store goes through here, so the Merkle tree of
