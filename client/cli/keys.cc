@@ -81,7 +81,7 @@ int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
   uint64_t listed = 0;
   bool more = true;
   std::string cursor = after;
-  if (g.json) fmt::print("{{\"keys\":[");
+  bool opened = false;  // --json: the document has begun on stdout
   while (more && (o.limit == 0 || listed < o.limit)) {
     ListKeysRequest req;
     req.bucket = o.bucket;
@@ -91,11 +91,18 @@ int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
     if (o.limit != 0) req.limit = static_cast<uint32_t>(std::min<uint64_t>(o.page, o.limit - listed));
     req.timeout_ms = o.timeout_ms;
     auto res = (*client)->ListKeys(std::move(req));
+    if (!res.ok() && !opened) return Fail(g, res.status());
     if (!res.ok()) {
-      if (g.json) fmt::print("]}}\n");
+      // Keys were printed already: end the one document with the error.
+      json tail = {{"complete", false}, {"error", res.status().ToString()},
+                   {"code", CodeSlug(res.status().code())}, {"count", listed}};
+      fmt::print("],{}\n", Dump(tail).substr(1));
       std::fflush(stdout);
-      return Fail(g, res.status());
+      fmt::print(stderr, "ringkv: {}\n", res.status().ToString());
+      return ExitCodeFor(res.status());
     }
+    if (g.json && !opened) fmt::print("{{\"keys\":[");
+    opened = true;
     missed.insert(res->missed.begin(), res->missed.end());
     for (const std::string& key : res->keys) {
       Printable p = MakePrintable(key);
@@ -112,6 +119,7 @@ int RunKeys(const GlobalOptions& g, const KeysOptions& o) {
     if (!res->keys.empty()) cursor = res->keys.back();
   }
   bool complete = missed.empty();
+  if (g.json && !opened) fmt::print("{{\"keys\":[");
   if (g.json) {
     json tail = json::object();
     tail["complete"] = complete;
