@@ -151,6 +151,12 @@ TEST_CASE("sibling cap: the 101st blind write is refused, nothing is stored, get
   CHECK(c.Cli(1, {"put", "-b", "hot", "cart", "again"}).exit_code == 0);
   // An lww bucket keeps one.
   REQUIRE(c.Cli(1, {"bucket", "set", "last", "--lww"}).exit_code == 0);
+  REQUIRE(Eventually([&] {  // every coordinator must know it first
+    for (int i : {2, 3}) {
+      if (Json(c.Cli(i, {"bucket", "show", "last", "--json"}))["lww"] != true) return false;
+    }
+    return true;
+  }));
   for (int i = 0; i < 5; ++i) REQUIRE(c.Cli(1 + i % 3, {"put", "-b", "last", "k", "v"}).exit_code == 0);
   CHECK(Json(c.Cli(2, {"get", "-b", "last", "k", "--json"}))["siblings"].size() == 1);
 }
