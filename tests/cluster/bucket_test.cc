@@ -107,7 +107,8 @@ TEST_CASE("buckets: properties set on one node reach the others, survive restart
   CHECK(change.exit_code == 4);
   CHECK(change.err.find("does not change a bucket's n") != std::string::npos);
   CHECK(c.Cli(1, {"bucket", "set", "default", "--n", "2"}).exit_code == 4);
-  REQUIRE(c.Cli(1, {"put", "-b", "full", "k", "v"}).exit_code == 0);
+  // w=3: the count that guards n asks one replica per partition.
+  REQUIRE(c.Cli(1, {"put", "-b", "full", "k", "v", "--w", "3"}).exit_code == 0);
   CliResult under_keys = c.Cli(2, {"bucket", "set", "full", "--n", "2"});
   CHECK(under_keys.exit_code == 4);
   CHECK(under_keys.err.find("already holds 1 key") != std::string::npos);
@@ -215,8 +216,8 @@ TEST_CASE("conditional writes: --if-absent and --if-unchanged exit 6 when the co
 
 TEST_CASE("ttl: a value expires on every replica at once, is not listed, and is reaped") {
   Cluster c(3, kFast);
-  REQUIRE(c.Cli(1, {"put", "session", "token", "--ttl", "2"}).exit_code == 0);
-  REQUIRE(c.Cli(1, {"put", "stays", "v"}).exit_code == 0);
+  REQUIRE(c.Cli(1, {"put", "session", "token", "--ttl", "4", "--w", "3"}).exit_code == 0);
+  REQUIRE(c.Cli(1, {"put", "stays", "v", "--w", "3"}).exit_code == 0);
   for (int i = 1; i <= 3; ++i) {
     CliResult r = c.Cli(i, {"get", "session"});
     CHECK(r.exit_code == 0);
@@ -330,7 +331,9 @@ TEST_CASE("resp: SET EX/PX/NX/XX, SETNX, TTL, EXPIRE, PERSIST, SCAN, KEYS and DB
   CHECK(Eventually([&] { return RedisCli(c, 3, {"GET", "b"}) == "(nil)"; }, 10));
   CHECK(RedisCli(c, 2, {"EXISTS", "b"}) == "(integer) 0");
   for (int i = 0; i < 30; ++i) REQUIRE(RedisCli(c, 1 + i % 3, {"SET", "user:" + std::to_string(i), "v"}) == "OK");
-  CHECK(RedisCli(c, 2, {"DBSIZE"}) == "(integer) 31");  // 30 users and a
+  // A listing asks one replica per partition (always the same one): wait
+  // for the third copies of the w=2 writes.
+  CHECK(Eventually([&] { return RedisCli(c, 2, {"DBSIZE"}) == "(integer) 31"; }, 10));  // 30 users, a
   // redis-cli --scan follows the integer cursors to the end.
   std::string tool_out;
   {
