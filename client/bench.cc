@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/client.h"
+#include "core/bucket_key.h"
 #include "core/codec.h"
 #include "core/limits.h"
 
@@ -221,13 +222,16 @@ class WorkerLoop {
     if (o_.type != DataType::kNone) {
       DataTypeRequest req;
       req.key = KeyName(s.key);
+      req.bucket = o_.bucket;
       req.type = o_.type;
       req.op = DataTypeOpCode::kRead;
       req.quorum = phase_->get_quorum;
       AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
       return;
     }
-    AppendFrame(Envelope{s.id, {}, {}, GetRequest{KeyName(s.key), phase_->get_quorum}}, &batch_);
+    AppendFrame(Envelope{s.id, {}, {},
+                         GetRequest{KeyName(s.key), phase_->get_quorum, o_.bucket}},
+                &batch_);
   }
 
   void AppendPut(size_t index, std::string context) {
@@ -236,6 +240,7 @@ class WorkerLoop {
     if (o_.type != DataType::kNone) {
       DataTypeRequest req;
       req.key = KeyName(s.key);
+      req.bucket = o_.bucket;
       req.type = o_.type;
       req.quorum = phase_->put_quorum;
       if (o_.type == DataType::kCounter) {
@@ -256,6 +261,7 @@ class WorkerLoop {
     req.value = *phase_->value;
     req.context = std::move(context);
     req.quorum = phase_->put_quorum;
+    req.bucket = o_.bucket;
     AppendFrame(Envelope{s.id, {}, {}, std::move(req)}, &batch_);
   }
 
@@ -678,6 +684,10 @@ Status ValidateBenchOptions(const BenchOptions& o) {
     return Status::InvalidArgument(fmt::format("--pipeline must be 1..{}", kMaxPipeline));
   }
   if (o.keys < 1) return Status::InvalidArgument("--keys must be at least 1");
+  if (!o.bucket.empty()) {
+    Status s = ValidateBucketName(o.bucket);
+    if (!s.ok()) return Status::InvalidArgument("--bucket: " + s.message());
+  }
   if (o.value_size > kDefaultMaxValueBytes) {
     return Status::InvalidArgument(
         fmt::format("--value-size {} is over the limit of {} bytes", o.value_size, kDefaultMaxValueBytes));
@@ -830,6 +840,7 @@ std::string BenchReportJson(const BenchOptions& o, const BenchResult& result) {
   j["seed"] = o.seed;
   j["rmw"] = o.rmw;
   j["type"] = o.type == DataType::kNone ? "plain" : DataTypeName(o.type);
+  if (!o.bucket.empty()) j["bucket"] = o.bucket;
   j["quorum"] = json{{"n", o.quorum.n},
                      {"r", o.quorum.r},
                      {"w", o.quorum.w},

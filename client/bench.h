@@ -77,6 +77,7 @@ struct BenchOptions {
   DataType type = DataType::kNone;  // kCounter, kSet: data-type keys (see above)
   // Per-request quorum: gets use n, r, pr, mode; puts use n, w, pw, mode.
   Quorum quorum;
+  std::string bucket;  // empty: the default bucket
   int timeout_ms = 10000;    // connect, and longest wait for any one reply
 };
 

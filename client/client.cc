@@ -211,13 +211,34 @@ Result<Envelope> Client::Call(Body body) {
 }
 
 Result<GetResult> Client::Get(std::string_view key, const Quorum& quorum) {
-  auto env = Call(GetRequest{std::string(key), quorum});
+  return Get(GetRequest{std::string(key), quorum, {}});
+}
+
+Result<PutResult> Client::Put(PutRequest req) { return Write(std::move(req)); }
+
+Result<ListKeysReply> Client::ListKeys(ListKeysRequest req) {
+  auto env = Call(std::move(req));
+  if (!env.ok()) return env.status();
+  if (auto* r = std::get_if<Reply>(&env->body)) {
+    return r->status.ok() ? Status::Internal("unexpected reply") : r->status;
+  }
+  auto* reply = std::get_if<ListKeysReply>(&env->body);
+  if (reply == nullptr) {
+    return Status::Internal(fmt::format("unexpected {} from {}", BodyName(env->body), address_));
+  }
+  if (!reply->status.ok()) return reply->status;
+  return std::move(*reply);
+}
+
+Result<GetResult> Client::Get(GetRequest req) {
+  auto env = Call(std::move(req));
   if (!env.ok()) return env.status();
   auto* reply = std::get_if<Reply>(&env->body);
   if (reply == nullptr) return Status::Internal(fmt::format("unexpected {} from {}", BodyName(env->body), address_));
   if (!reply->status.ok() && !reply->status.IsNotFound()) return reply->status;
   GetResult out;
   out.found = reply->status.ok();
+  out.warn_siblings = reply->warn_siblings;
   if (reply->object) {
     out.object = std::move(*reply->object);
     out.context = EncodeContext(out.object.clock());

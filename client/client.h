@@ -33,6 +33,8 @@ struct GetResult {
   DvvSet object;
   // Serialized causal context to pass to Put/Delete (empty if no history).
   std::string context;
+  // The bucket's sibling warning level, as the node said (0: not said).
+  uint32_t warn_siblings = 0;
 };
 
 struct PutResult {
@@ -86,6 +88,13 @@ class Client {
   Result<DataTypeReadResult> DataTypeRead(std::string_view key, DataType type,
                                           std::string_view bucket = {}, const Quorum& quorum = {});
 
+  // The same with every field of the request (bucket, ttl, conditions).
+  Result<GetResult> Get(GetRequest req);
+  // A put or, with req.tombstone, a delete. ConditionFailed when an
+  // if_absent / if_unchanged condition did not hold.
+  Result<PutResult> Put(PutRequest req);
+  // One page of a bucket's keys (or their count), by coverage.
+  Result<ListKeysReply> ListKeys(ListKeysRequest req);
   // A JSON document: topic is status, ring, stats or preflist (arg: key).
   Result<std::string> Info(std::string_view topic, std::string_view arg = {});
 

@@ -36,6 +36,8 @@ int main(int argc, char** argv) {
   AddBenchCommand(&app, &cli);
   AddExperimentCommands(&app, &cli);
   AddDataTypeCommands(&app, &cli);
+  AddBucketCommands(&app, &cli);
+  AddKeysCommand(&app, &cli);
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (CLI::App* cmd : cli.commands) {

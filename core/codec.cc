@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "core/bucket_key.h"
+#include "core/expiry.h"
 #include "core/limits.h"
 #include "proto/ringkv_generated.h"
 
@@ -163,6 +165,115 @@ Status CheckKey(std::string_view key) {
   return Status::OK();
 }
 
+// Keys between replicas are internal keys (core/bucket_key.h): a user's key
+// with its bucket in front.
+Status CheckInternalKey(std::string_view key) {
+  if (key.empty()) return Status::InvalidArgument("key is empty");
+  if (key.size() > kMaxInternalKeyBytes) {
+    return Status::InvalidArgument(
+        fmt::format("key is {} bytes; the limit is {}", key.size(), kMaxInternalKeyBytes));
+  }
+  return Status::OK();
+}
+
+// A request's bucket: empty (the default bucket) or a valid name.
+Status CheckBucket(std::string_view bucket) {
+  return bucket.empty() ? Status::OK() : ValidateBucketName(bucket);
+}
+
+// A listing's prefix or cursor: a key, or a part of one.
+Status CheckListBound(std::string_view bytes, const char* what) {
+  if (bytes.size() > kMaxKeyBytes) {
+    return Status::InvalidArgument(
+        fmt::format("{} is {} bytes; the limit is {}", what, bytes.size(), kMaxKeyBytes));
+  }
+  return Status::OK();
+}
+
+Status CheckListLimit(uint32_t limit) {
+  if (limit > kMaxListPage) {
+    return Status::InvalidArgument(
+        fmt::format("a page of {} keys was asked; the most is {}", limit, kMaxListPage));
+  }
+  return Status::OK();
+}
+
+fb::Offset<fb::Vector<fb::Offset<w::ListedKey>>> EncodeKeys(fb::FlatBufferBuilder& b,
+                                                            const std::vector<std::string>& keys) {
+  std::vector<fb::Offset<w::ListedKey>> out;
+  out.reserve(keys.size());
+  for (const std::string& k : keys) out.push_back(w::CreateListedKey(b, Bytes(b, k)));
+  return b.CreateVector(out);
+}
+
+Result<std::vector<std::string>> DecodeKeys(const fb::Vector<fb::Offset<w::ListedKey>>* keys) {
+  std::vector<std::string> out;
+  if (keys == nullptr) return out;
+  if (keys->size() > kMaxListPage) {
+    return Status::InvalidArgument(
+        fmt::format("a page of {} keys; the most is {}", keys->size(), kMaxListPage));
+  }
+  out.reserve(keys->size());
+  for (const w::ListedKey* k : *keys) {
+    std::string key(View(k->key()));
+    Status s = CheckKey(key);
+    if (!s.ok()) return s;
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
+fb::Offset<fb::Vector<fb::Offset<w::BucketEntry>>> EncodeBuckets(
+    fb::FlatBufferBuilder& b, const std::vector<BucketEntry>& buckets) {
+  std::vector<fb::Offset<w::BucketEntry>> out;
+  out.reserve(buckets.size());
+  for (const BucketEntry& e : buckets) {
+    auto name = b.CreateString(e.name);
+    auto by = b.CreateString(e.changed_by);
+    const BucketProps& p = e.props;
+    out.push_back(w::CreateBucketEntry(b, name, e.changed_ms, by, p.n, p.r, p.w, p.pr, p.pw,
+                                       static_cast<w::Mode>(p.mode), p.lww, p.max_siblings,
+                                       p.warn_siblings, p.ttl_s));
+  }
+  return b.CreateVector(out);
+}
+
+Result<std::vector<BucketEntry>> DecodeBuckets(
+    const fb::Vector<fb::Offset<w::BucketEntry>>* buckets) {
+  std::vector<BucketEntry> out;
+  if (buckets == nullptr) return out;
+  if (buckets->size() > kMaxBuckets) {
+    return Status::InvalidArgument(
+        fmt::format("{} buckets gossiped; the limit is {}", buckets->size(), kMaxBuckets));
+  }
+  out.reserve(buckets->size());
+  for (const w::BucketEntry* fe : *buckets) {
+    BucketEntry e;
+    e.name = std::string(View(fe->name()));
+    Status s = ValidateBucketName(e.name);
+    if (!s.ok()) return s;
+    e.changed_ms = fe->changed_ms();
+    e.changed_by = std::string(View(fe->changed_by()));
+    BucketProps& p = e.props;
+    p.n = fe->n();
+    p.r = fe->r();
+    p.w = fe->w();
+    p.pr = fe->pr();
+    p.pw = fe->pw();
+    auto mode = static_cast<uint8_t>(fe->mode());
+    if (mode > static_cast<uint8_t>(Mode::kStrict)) {
+      return Status::InvalidArgument(fmt::format("bucket {} has unknown mode {}", e.name, mode));
+    }
+    p.mode = static_cast<Mode>(mode);
+    p.lww = fe->lww();
+    p.max_siblings = fe->max_siblings();
+    p.warn_siblings = fe->warn_siblings();
+    p.ttl_s = fe->ttl_s();
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 fb::Offset<fb::Vector<fb::Offset<w::MemberState>>> EncodeMembers(
     fb::FlatBufferBuilder& b, const std::vector<MemberState>& members) {
   std::vector<fb::Offset<w::MemberState>> out;
@@ -234,12 +345,13 @@ Result<std::vector<KeyedObject>> DecodeReapEntries(
   for (const w::KeyedObject* ko : *entries) {
     KeyedObject o;
     o.key = std::string(View(ko->key()));
-    Status s = CheckKey(o.key);
+    Status s = CheckInternalKey(o.key);
     if (!s.ok()) return s;
     auto obj = DecodeObject(ko->object());
     if (!obj.ok()) return obj.status();
-    if (obj->clock().empty() || !obj->IsDeleted()) {
-      return Status::InvalidArgument(fmt::format("{} names an object that is not a tombstone", what));
+    if (!OnlyEndingSiblings(*obj)) {
+      return Status::InvalidArgument(
+          fmt::format("{} names an object that is not a tombstone or expired value", what));
     }
     o.object = std::move(obj).value();
     out.push_back(std::move(o));
@@ -253,15 +365,19 @@ struct BodyEncoder {
   std::pair<w::Body, fb::Offset<void>> operator()(const GetRequest& m) {
     auto key = Bytes(b, m.key);
     auto q = EncodeQuorum(b, m.quorum);
-    return {w::Body::GetRequest, w::CreateGetRequest(b, key, q).Union()};
+    auto bucket = m.bucket.empty() ? fb::Offset<fb::String>() : b.CreateString(m.bucket);
+    return {w::Body::GetRequest, w::CreateGetRequest(b, key, q, bucket).Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const PutRequest& m) {
     auto key = Bytes(b, m.key);
     auto value = Bytes(b, m.value);
     auto ctx = Bytes(b, m.context);
     auto q = EncodeQuorum(b, m.quorum);
+    auto bucket = m.bucket.empty() ? fb::Offset<fb::String>() : b.CreateString(m.bucket);
     return {w::Body::PutRequest,
-            w::CreatePutRequest(b, key, value, m.tombstone, ctx, q, m.forwarded).Union()};
+            w::CreatePutRequest(b, key, value, m.tombstone, ctx, q, m.forwarded, bucket, m.ttl_ms,
+                                m.persist, m.if_absent, m.if_unchanged)
+                .Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const Reply& m) {
     auto msg = b.CreateString(m.status.message());
@@ -270,7 +386,7 @@ struct BodyEncoder {
     fb::Offset<fb::String> dot_actor;
     if (m.dot) dot_actor = b.CreateString(m.dot->actor);
     return {w::Body::Reply, w::CreateReply(b, ToWire(m.status.code()), msg, obj, dot_actor,
-                                           m.dot ? m.dot->counter : 0)
+                                           m.dot ? m.dot->counter : 0, m.warn_siblings)
                                 .Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const InfoRequest& m) {
@@ -309,11 +425,17 @@ struct BodyEncoder {
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const GossipPush& m) {
     auto members = EncodeMembers(b, m.members);
-    return {w::Body::GossipPush, w::CreateGossipPush(b, m.ring_size, m.n_val, members).Union()};
+    fb::Offset<fb::Vector<fb::Offset<w::BucketEntry>>> buckets;
+    if (!m.buckets.empty()) buckets = EncodeBuckets(b, m.buckets);
+    return {w::Body::GossipPush,
+            w::CreateGossipPush(b, m.ring_size, m.n_val, members, buckets).Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const GossipAck& m) {
     auto members = EncodeMembers(b, m.members);
-    return {w::Body::GossipAck, w::CreateGossipAck(b, m.ring_size, m.n_val, members).Union()};
+    fb::Offset<fb::Vector<fb::Offset<w::BucketEntry>>> buckets;
+    if (!m.buckets.empty()) buckets = EncodeBuckets(b, m.buckets);
+    return {w::Body::GossipAck,
+            w::CreateGossipAck(b, m.ring_size, m.n_val, members, buckets).Union()};
   }
   std::pair<w::Body, fb::Offset<void>> operator()(const HandoffRequest& m) {
     auto after = Bytes(b, m.after);
@@ -406,6 +528,40 @@ struct BodyEncoder {
     return {w::Body::DataTypeReply,
             w::CreateDataTypeReply(b, ToWire(m.status.code()), msg, m.integer, dot_actor,
                                    m.dot ? m.dot->counter : 0)
+
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ListKeysRequest& m) {
+    auto bucket = m.bucket.empty() ? fb::Offset<fb::String>() : b.CreateString(m.bucket);
+    auto prefix = Bytes(b, m.prefix);
+    auto after = Bytes(b, m.after);
+    return {w::Body::ListKeysRequest,
+            w::CreateListKeysRequest(b, bucket, prefix, after, m.limit, m.count_only, m.timeout_ms)
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const ListKeysReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    auto keys = EncodeKeys(b, m.keys);
+    auto missed = U32s(b, m.missed);
+    return {w::Body::ListKeysReply, w::CreateListKeysReply(b, ToWire(m.status.code()), msg, keys,
+                                                           m.more, missed, m.count)
+                                        .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const PartitionKeysRequest& m) {
+    auto partitions = U32s(b, m.partitions);
+    auto bucket = m.bucket.empty() ? fb::Offset<fb::String>() : b.CreateString(m.bucket);
+    auto prefix = Bytes(b, m.prefix);
+    auto after = Bytes(b, m.after);
+    return {w::Body::PartitionKeysRequest,
+            w::CreatePartitionKeysRequest(b, partitions, bucket, prefix, after, m.limit,
+                                          m.count_only)
+                .Union()};
+  }
+  std::pair<w::Body, fb::Offset<void>> operator()(const PartitionKeysReply& m) {
+    auto msg = b.CreateString(m.status.message());
+    auto keys = EncodeKeys(b, m.keys);
+    return {w::Body::PartitionKeysReply,
+            w::CreatePartitionKeysReply(b, ToWire(m.status.code()), msg, keys, m.truncated, m.count)
                 .Union()};
   }
 };
@@ -426,6 +582,9 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       auto q = DecodeQuorum(m->quorum());
       if (!q.ok()) return q.status();
       out.quorum = *q;
+      out.bucket = std::string(View(m->bucket()));
+      s = CheckBucket(out.bucket);
+      if (!s.ok()) return s;
       return Body(std::move(out));
     }
     case w::Body::PutRequest: {
@@ -441,6 +600,13 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       if (!q.ok()) return q.status();
       out.quorum = *q;
       out.forwarded = m->forwarded();
+      out.bucket = std::string(View(m->bucket()));
+      s = CheckBucket(out.bucket);
+      if (!s.ok()) return s;
+      out.ttl_ms = m->ttl_ms();
+      out.persist = m->persist();
+      out.if_absent = m->if_absent();
+      out.if_unchanged = m->if_unchanged();
       return Body(std::move(out));
     }
     case w::Body::Reply: {
@@ -453,6 +619,7 @@ Result<Body> DecodeBody(const w::Envelope* env) {
         out.object = std::move(obj).value();
       }
       if (m->dot_actor() != nullptr) out.dot = Dot{std::string(View(m->dot_actor())), m->dot_counter()};
+      out.warn_siblings = m->warn_siblings();
       return Body(std::move(out));
     }
     case w::Body::InfoRequest: {
@@ -466,7 +633,7 @@ Result<Body> DecodeBody(const w::Envelope* env) {
     case w::Body::ReplicaRead: {
       const auto* m = env->body_as_ReplicaRead();
       ReplicaRead out{std::string(View(m->key())), std::string(View(m->hint_for()))};
-      Status s = CheckKey(out.key);
+      Status s = CheckInternalKey(out.key);
       if (!s.ok()) return s;
       return Body(std::move(out));
     }
@@ -485,7 +652,7 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       const auto* m = env->body_as_ReplicaWrite();
       ReplicaWrite out;
       out.key = std::string(View(m->key()));
-      Status s = CheckKey(out.key);
+      Status s = CheckInternalKey(out.key);
       if (!s.ok()) return s;
       auto obj = DecodeObject(m->object());
       if (!obj.ok()) return obj.status();
@@ -501,13 +668,19 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       const auto* m = env->body_as_GossipPush();
       auto members = DecodeMembers(m->members());
       if (!members.ok()) return members.status();
-      return Body(GossipPush{m->ring_size(), m->n_val(), std::move(members).value()});
+      auto buckets = DecodeBuckets(m->buckets());
+      if (!buckets.ok()) return buckets.status();
+      return Body(GossipPush{m->ring_size(), m->n_val(), std::move(members).value(),
+                             std::move(buckets).value()});
     }
     case w::Body::GossipAck: {
       const auto* m = env->body_as_GossipAck();
       auto members = DecodeMembers(m->members());
       if (!members.ok()) return members.status();
-      return Body(GossipAck{m->ring_size(), m->n_val(), std::move(members).value()});
+      auto buckets = DecodeBuckets(m->buckets());
+      if (!buckets.ok()) return buckets.status();
+      return Body(GossipAck{m->ring_size(), m->n_val(), std::move(members).value(),
+                            std::move(buckets).value()});
     }
     case w::Body::HandoffRequest: {
       const auto* m = env->body_as_HandoffRequest();
@@ -523,7 +696,7 @@ Result<Body> DecodeBody(const w::Envelope* env) {
         for (const w::KeyedObject* ko : *m->objects()) {
           KeyedObject o;
           o.key = std::string(View(ko->key()));
-          Status s = CheckKey(o.key);
+          Status s = CheckInternalKey(o.key);
           if (!s.ok()) return s;
           auto obj = DecodeObject(ko->object());
           if (!obj.ok()) return obj.status();
@@ -608,10 +781,8 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       Status s = CheckKey(out.key);
       if (!s.ok()) return s;
       out.bucket = std::string(View(m->bucket()));
-      if (out.bucket.size() > kMaxKeyBytes) {
-        return Status::InvalidArgument(fmt::format("bucket name is {} bytes; the limit is {}",
-                                                   out.bucket.size(), kMaxKeyBytes));
-      }
+      s = CheckBucket(out.bucket);
+      if (!s.ok()) return s;
       if (m->type() == 0 || m->type() > kLastDataType) {
         return Status::InvalidArgument(fmt::format("unknown data type {}", m->type()));
       }
@@ -643,6 +814,62 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       out.status = FromWire(m->code(), m->message());
       out.integer = m->integer();
       if (m->dot_actor() != nullptr) out.dot = Dot{std::string(View(m->dot_actor())), m->dot_counter()};
+      return Body(std::move(out));
+    }
+    case w::Body::ListKeysRequest: {
+      const auto* m = env->body_as_ListKeysRequest();
+      ListKeysRequest out;
+      out.bucket = std::string(View(m->bucket()));
+      out.prefix = std::string(View(m->prefix()));
+      out.after = std::string(View(m->after()));
+      out.limit = m->limit();
+      out.count_only = m->count_only();
+      out.timeout_ms = m->timeout_ms();
+      for (Status s : {CheckBucket(out.bucket), CheckListBound(out.prefix, "prefix"),
+                       CheckListBound(out.after, "cursor"), CheckListLimit(out.limit)}) {
+        if (!s.ok()) return s;
+      }
+      return Body(std::move(out));
+    }
+    case w::Body::ListKeysReply: {
+      const auto* m = env->body_as_ListKeysReply();
+      ListKeysReply out;
+      out.status = FromWire(m->code(), m->message());
+      auto keys = DecodeKeys(m->keys());
+      if (!keys.ok()) return keys.status();
+      out.keys = std::move(keys).value();
+      out.more = m->more();
+      out.missed = FromU32s(m->missed());
+      out.count = m->count();
+      return Body(std::move(out));
+    }
+    case w::Body::PartitionKeysRequest: {
+      const auto* m = env->body_as_PartitionKeysRequest();
+      PartitionKeysRequest out;
+      out.partitions = FromU32s(m->partitions());
+      out.bucket = std::string(View(m->bucket()));
+      out.prefix = std::string(View(m->prefix()));
+      out.after = std::string(View(m->after()));
+      out.limit = m->limit();
+      out.count_only = m->count_only();
+      if (out.partitions.size() > kMaxListPartitions) {
+        return Status::InvalidArgument("PartitionKeysRequest names too many partitions");
+      }
+      for (Status s : {CheckBucket(out.bucket), CheckListBound(out.prefix, "prefix"),
+                       CheckListBound(out.after, "cursor"), CheckListLimit(out.limit)}) {
+        if (!s.ok()) return s;
+      }
+      return Body(std::move(out));
+    }
+    case w::Body::PartitionKeysReply: {
+      const auto* m = env->body_as_PartitionKeysReply();
+      PartitionKeysReply out;
+      out.status = FromWire(m->code(), m->message());
+      auto keys = DecodeKeys(m->keys());
+      if (!keys.ok()) return keys.status();
+      out.keys = std::move(keys).value();
+      out.truncated = m->truncated();
+      out.count = m->count();
       return Body(std::move(out));
     }
     case w::Body::NONE:
@@ -895,7 +1122,8 @@ bool IsPeerRequest(const Body& body) {
          std::holds_alternative<AaeHashesRequest>(body) ||
          std::holds_alternative<AaeSegmentRequest>(body) ||
          std::holds_alternative<ReapCheck>(body) || std::holds_alternative<Reap>(body) ||
-         std::holds_alternative<DataTypeRequest>(body);
+         std::holds_alternative<DataTypeRequest>(body) ||
+         std::holds_alternative<PartitionKeysRequest>(body);
 }
 
 const char* MemberStatusName(MemberStatus s) {
@@ -916,7 +1144,8 @@ const char* BodyName(const Body& body) {
       "ReplicaWriteAck",  "GossipPush",      "GossipAck",      "HandoffRequest",
       "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
       "AaeSegmentReply",  "ReapCheck",       "ReapCheckReply", "Reap",
-      "ReapAck",          "DataTypeRequest", "DataTypeReply"};
+      "ReapAck",          "DataTypeRequest", "DataTypeReply",  "ListKeysRequest",
+      "ListKeysReply",    "PartitionKeysRequest", "PartitionKeysReply"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace ringkv {
 
@@ -15,5 +16,14 @@ inline constexpr size_t kMaxReapEntries = 4096;
 // Members, fields or field/value pairs of one data-type operation (SADD,
 // HSET, ...).
 inline constexpr size_t kMaxDataTypeArgs = 100000;
+// Buckets with properties in a cluster (gossiped in full every round).
+inline constexpr size_t kMaxBuckets = 1024;
+// Key listing: keys per page (default, most), bytes of keys one replica
+// answers for one page (a page of long keys is shorter), partitions named
+// in one request.
+inline constexpr uint32_t kDefaultListPage = 100;
+inline constexpr uint32_t kMaxListPage = 1000;
+inline constexpr size_t kMaxListReplyBytes = 4 * 1024 * 1024;
+inline constexpr size_t kMaxListPartitions = 1 << 20;
 
 }  // namespace ringkv

@@ -38,8 +38,9 @@ struct Quorum {
 };
 
 struct GetRequest {
-  std::string key;
+  std::string key;  // the user's key within bucket
   Quorum quorum;
+  std::string bucket;  // empty: "default" (core/bucket_key.h)
 };
 
 // A put, or a delete when tombstone is set. context: serialized causal
@@ -51,6 +52,16 @@ struct PutRequest {
   std::string context;
   Quorum quorum;
   bool forwarded = false;
+  std::string bucket;  // empty: "default"
+  // Expiry: ttl_ms after the coordinator's wall clock (0: the bucket's
+  // default ttl, if any); persist: never expires, whatever the bucket says.
+  uint64_t ttl_ms = 0;
+  bool persist = false;
+  // Conditional writes (checked by a quorum read at the coordinating
+  // replica; not linearizable): no live value / nothing the context does
+  // not cover. Otherwise ConditionFailed.
+  bool if_absent = false;
+  bool if_unchanged = false;
 };
 
 // The answer to a client's Get/Put: the merged object of a get (absent when
@@ -59,6 +70,8 @@ struct Reply {
   Status status;
   std::optional<DvvSet> object;
   std::optional<Dot> dot;  // puts: the dot minted for the write
+  // Gets: the bucket's sibling warning level (0: not said).
+  uint32_t warn_siblings = 0;
 };
 
 struct InfoRequest {
@@ -109,16 +122,47 @@ struct MemberState {
   bool operator==(const MemberState&) const = default;
 };
 
+// A bucket's properties (node/buckets.h): zero (kDefault for mode) is "not
+// set: the node's default". Cluster metadata, spread by gossip.
+struct BucketProps {
+  uint32_t n = 0;
+  uint32_t r = 0;
+  uint32_t w = 0;
+  uint32_t pr = 0;
+  uint32_t pw = 0;
+  Mode mode = Mode::kDefault;
+  bool lww = false;
+  uint32_t max_siblings = 0;
+  uint32_t warn_siblings = 0;
+  uint64_t ttl_s = 0;  // default expiry of the bucket's values; 0: none
+
+  bool operator==(const BucketProps&) const = default;
+};
+
+// One bucket's properties and the version of its last change: the wall
+// clock (ms) and the node that made it. Merges keep the greater
+// (changed_ms, changed_by).
+struct BucketEntry {
+  std::string name;
+  uint64_t changed_ms = 0;
+  NodeId changed_by;
+  BucketProps props;
+
+  bool operator==(const BucketEntry&) const = default;
+};
+
 struct GossipPush {
   uint32_t ring_size = 0;
   uint32_t n_val = 0;
   std::vector<MemberState> members;
+  std::vector<BucketEntry> buckets;
 };
 
 struct GossipAck {
   uint32_t ring_size = 0;
   uint32_t n_val = 0;
   std::vector<MemberState> members;
+  std::vector<BucketEntry> buckets;
 };
 
 // --- ownership handoff -------------------------------------------------------
@@ -218,9 +262,7 @@ struct ReapAck {
 // replica, applied there, replicated) and answered with a DataTypeReply.
 struct DataTypeRequest {
   std::string key;
-  // Empty: the default bucket. TODO(issue 18): resolve it as GetRequest's and
-  // PutRequest's bucket is resolved once buckets are merged; until then
-  // every bucket name means the default bucket.
+  // Empty: the default bucket (core/bucket_key.h), whose properties apply.
   std::string bucket;
   DataType type = DataType::kNone;
   DataTypeOpCode op = DataTypeOpCode::kRead;
@@ -236,11 +278,50 @@ struct DataTypeReply {
   std::optional<Dot> dot;  // the dot of the write (none when nothing was written)
 };
 
+// --- key listing by coverage (node/key_listing.h) ---------------------------
+
+// A page of a bucket's live keys in key order: those that start with prefix
+// and are greater than after (the cursor: the last key of the page before).
+struct ListKeysRequest {
+  std::string bucket;  // empty: "default"
+  std::string prefix;
+  std::string after;
+  uint32_t limit = 0;  // page size; 0: kDefaultListPage; at most kMaxListPage
+  bool count_only = false;  // count the live keys (with the prefix) instead
+  uint32_t timeout_ms = 0;  // 0: the node's
+};
+
+struct ListKeysReply {
+  Status status;
+  std::vector<std::string> keys;  // sorted, at most limit
+  bool more = false;               // keys after keys.back() may exist
+  std::vector<uint32_t> missed;    // partitions no live replica answered for
+  uint64_t count = 0;              // count_only
+};
+
+// Between nodes: the live keys a replica stores in these partitions.
+struct PartitionKeysRequest {
+  std::vector<uint32_t> partitions;
+  std::string bucket;
+  std::string prefix;
+  std::string after;
+  uint32_t limit = 0;
+  bool count_only = false;
+};
+
+struct PartitionKeysReply {
+  Status status;
+  std::vector<std::string> keys;  // the user's keys, sorted, smallest first
+  bool truncated = false;         // keys greater than keys.back() left out
+  uint64_t count = 0;
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
                           ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
                           HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
                           AaeSegmentRequest, AaeSegmentReply, ReapCheck, ReapCheckReply, Reap,
-                          ReapAck, DataTypeRequest, DataTypeReply>;
+                          ReapAck, DataTypeRequest, DataTypeReply, ListKeysRequest, ListKeysReply,
+                          PartitionKeysRequest, PartitionKeysReply>;
 
 struct Envelope {
   uint64_t request_id = 0;

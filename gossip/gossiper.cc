@@ -140,8 +140,9 @@ std::vector<MemberState> Gossiper::View() const {
 void Gossiper::Push(const NodeId& to) {
   ++pushes_sent_;
   uint64_t rid = kRequestIdBit | next_request_++;
-  transport_->Send(to, Envelope{rid, config_.id, config_.cluster,
-                                GossipPush{config_.ring_size, config_.n_val, View()}});
+  GossipPush push{config_.ring_size, config_.n_val, View(), {}};
+  if (metadata_snapshot_) push.buckets = metadata_snapshot_();
+  transport_->Send(to, Envelope{rid, config_.id, config_.cluster, std::move(push)});
 }
 
 bool Gossiper::Compatible(const NodeId& from, uint32_t ring_size, uint32_t n_val) {
@@ -158,10 +159,12 @@ bool Gossiper::Compatible(const NodeId& from, uint32_t ring_size, uint32_t n_val
 }
 
 void Gossiper::OnPush(const NodeId& from, uint64_t request_id, const GossipPush& push) {
-  GossipAck ack{config_.ring_size, config_.n_val, {}};
+  GossipAck ack{config_.ring_size, config_.n_val, {}, {}};
   if (Compatible(from, push.ring_size, push.n_val)) {
     MergeView(push.members);
     ack.members = View();
+    if (metadata_merge_) metadata_merge_(push.buckets);
+    if (metadata_snapshot_) ack.buckets = metadata_snapshot_();
   }
   transport_->Send(from, Envelope{request_id, config_.id, config_.cluster, std::move(ack)});
   Notify();
@@ -170,6 +173,7 @@ void Gossiper::OnPush(const NodeId& from, uint64_t request_id, const GossipPush&
 void Gossiper::OnAck(const NodeId& from, const GossipAck& ack) {
   if (Compatible(from, ack.ring_size, ack.n_val)) {
     MergeView(ack.members);
+    if (metadata_merge_) metadata_merge_(ack.buckets);
   }
   Notify();
 }
@@ -320,6 +324,12 @@ double Gossiper::Phi(const NodeId& id) const {
 }
 
 void Gossiper::OnChange(std::function<void()> fn) { listeners_.push_back(std::move(fn)); }
+
+void Gossiper::SetMetadata(std::function<std::vector<BucketEntry>()> snapshot,
+                           std::function<void(const std::vector<BucketEntry>&)> merge) {
+  metadata_snapshot_ = std::move(snapshot);
+  metadata_merge_ = std::move(merge);
+}
 
 void Gossiper::Notify() {
   if (notifying_) return;

@@ -166,6 +166,13 @@ class Gossiper {
   // Adds a listener; listeners may call back into the Gossiper.
   void OnChange(std::function<void()> fn);
 
+  // Cluster metadata that rides on every push and ack (bucket properties,
+  // node/buckets.h): snapshot says what to send, merge takes what a
+  // compatible peer sent (the owner's merge must be commutative and
+  // idempotent, as the members' is). Unset: nothing is sent or taken.
+  void SetMetadata(std::function<std::vector<BucketEntry>()> snapshot,
+                   std::function<void(const std::vector<BucketEntry>&)> merge);
+
   // Counters (for `stats`).
   uint64_t rounds() const { return rounds_; }
   // Messages refused because ring_size/n_val differ from ours, and why the
@@ -209,6 +216,8 @@ class Gossiper {
   std::map<NodeId, MemberState> members_;
   std::unordered_map<NodeId, bool> verdicts_;  // last notified verdict per active peer
   std::vector<std::function<void()>> listeners_;
+  std::function<std::vector<BucketEntry>()> metadata_snapshot_;
+  std::function<void(const std::vector<BucketEntry>&)> metadata_merge_;
   uint64_t merge_now_ = 0;  // Now() at the start of the current MergeView
   bool changed_ = false;
   bool notifying_ = false;

@@ -24,6 +24,11 @@ struct NodeConfig {
   uint32_t timeout_ms = 2000;
   Mode mode = Mode::kSloppy;  // default for requests that do not say
   size_t max_value_bytes = kDefaultMaxValueBytes;
+  // Siblings: a client write that would leave more live siblings than this
+  // is refused (TooManySiblings); a get above the warning level says so.
+  // Buckets may set their own (node/buckets.h).
+  uint32_t max_siblings = 100;
+  uint32_t warn_siblings = 25;
   std::string listen_address;  // host:port peers and clients reach this node at
 
   // Membership. With peers: every listed node (id -> host:port) is a member

@@ -4,7 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "core/bucket_key.h"
 #include "core/codec.h"
+#include "core/expiry.h"
 
 namespace ringkv {
 
@@ -19,6 +21,7 @@ struct Coordinator::GetOp {
   uint64_t start_us = 0;
   Clock::TimerId timer = 0;
   Clock::TimerId straggler_timer = 0;
+  std::function<void(Reply)> then;  // an internal read (a conditional put's)
 };
 
 struct Coordinator::PutOp {
@@ -59,13 +62,15 @@ Reply ErrorReply(Status s) { return Reply{std::move(s), std::nullopt, std::nullo
 }  // namespace
 
 Coordinator::Coordinator(const NodeConfig* config, NodeStats* stats, const Membership* membership,
-                         Transport* transport, Clock* clock, Replica* replica)
+                         Transport* transport, Clock* clock, Replica* replica,
+                         const Buckets* buckets)
     : config_(config),
       stats_(stats),
       membership_(membership),
       transport_(transport),
       clock_(clock),
-      replica_(replica) {}
+      replica_(replica),
+      buckets_(buckets) {}
 
 Coordinator::~Coordinator() {
   for (auto& [id, op] : gets_) {
@@ -121,27 +126,33 @@ void Coordinator::OnForwardedPut(const NodeId& from, uint64_t request_id, PutReq
 // ---------------------------------------------------------------------------
 // Quorum settings and replica choice
 
-Result<Coordinator::Resolved> Coordinator::ResolveQuorum(const Quorum& q) const {
+Result<Coordinator::Resolved> Coordinator::ResolveQuorum(const Quorum& q,
+                                                         const BucketProps& b) const {
   Resolved out{};
   size_t members = membership_->ring().members().size();
-  out.n = q.n ? q.n : config_->n;
+  out.n = q.n ? q.n : b.n ? b.n : config_->n;
   if (q.n == 0) out.n = std::min<uint32_t>(out.n, static_cast<uint32_t>(members));
   if (out.n == 0) return Status::Unavailable("the ring has no members");
   if (out.n > members) {
     return Status::InvalidArgument(
         fmt::format("n={} but the cluster has {} node{}", out.n, members, members == 1 ? "" : "s"));
   }
-  out.r = q.r ? q.r : std::min(config_->r, out.n);
-  out.w = q.w ? q.w : std::min(config_->w, out.n);
-  out.pr = q.pr;
-  out.pw = q.pw;
+  // Defaults (the bucket's or the node's) are capped by the request's n;
+  // the request's own values are checked.
+  out.r = q.r ? q.r : std::min(b.r ? b.r : config_->r, out.n);
+  out.w = q.w ? q.w : std::min(b.w ? b.w : config_->w, out.n);
+  out.pr = q.pr ? q.pr : std::min(b.pr, out.r);
+  out.pw = q.pw ? q.pw : std::min(b.pw, out.w);
   if (out.r > out.n) return Status::InvalidArgument(fmt::format("r={} is more than n={}", out.r, out.n));
   if (out.w > out.n) return Status::InvalidArgument(fmt::format("w={} is more than n={}", out.w, out.n));
   if (out.pr > out.r) return Status::InvalidArgument(fmt::format("pr={} is more than r={}", out.pr, out.r));
   if (out.pw > out.w) return Status::InvalidArgument(fmt::format("pw={} is more than w={}", out.pw, out.w));
   out.timeout_ms = q.timeout_ms ? q.timeout_ms : config_->timeout_ms;
-  out.mode = q.mode == Mode::kDefault ? config_->mode : q.mode;
-  out.lww = q.lww;
+  out.mode = q.mode != Mode::kDefault ? q.mode : b.mode != Mode::kDefault ? b.mode : config_->mode;
+  out.lww = q.lww || b.lww;
+  out.max_siblings = buckets_->MaxSiblings(b);
+  out.warn_siblings = buckets_->WarnSiblings(b);
+  out.ttl_ms = b.ttl_s * 1000;
   return out;
 }
 
@@ -160,24 +171,36 @@ void Coordinator::StartGet(Origin origin, GetRequest req) {
   ++stats_->gets;
   origin.op = RequestOp::kGet;
   origin.start_us = clock_->NowMicros();
-  auto q = ResolveQuorum(req.quorum);
+  auto key = InternalKey(req.bucket, req.key);
+  if (!key.ok()) {
+    ++stats_->invalid_requests;
+    Answer(origin, ErrorReply(key.status()));
+    return;
+  }
+  auto q = ResolveQuorum(req.quorum, buckets_->PropsOf(req.bucket));
   if (!q.ok()) {
     ++stats_->invalid_requests;
     Answer(origin, ErrorReply(q.status()));
     return;
   }
+  RunGet(origin, std::move(key).value(), *q);
+}
+
+void Coordinator::RunGet(Origin origin, std::string key, const Resolved& q,
+                         std::function<void(Reply)> then) {
   auto op = std::make_unique<GetOp>();
   op->id = next_op_id_++;
   op->origin = origin;
-  op->key = std::move(req.key);
-  op->q = *q;
-  op->replicas = ChooseReplicas(op->key, *q);
+  op->key = std::move(key);
+  op->q = q;
+  op->then = std::move(then);
+  op->replicas = ChooseReplicas(op->key, q);
   op->start_us = clock_->NowMicros();
   uint64_t id = op->id;
-  op->timer = clock_->After(q->timeout_ms, [this, id] { OnGetTimeout(id); });
-  if (q->mode == Mode::kSloppy) {
+  op->timer = clock_->After(q.timeout_ms, [this, id] { OnGetTimeout(id); });
+  if (q.mode == Mode::kSloppy) {
     // Replicas still silent at half the timeout get a fallback beside them.
-    op->straggler_timer = clock_->After(q->timeout_ms / 2, [this, id] {
+    op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
       auto it = gets_.find(id);
       if (it == gets_.end()) return;
       it->second->straggler_timer = 0;
@@ -185,18 +208,18 @@ void Coordinator::StartGet(Origin origin, GetRequest req) {
     });
   }
   std::vector<ReplicaSet::Replica> replicas = op->replicas.replicas();
-  std::string key = op->key;
+  std::string read_key = op->key;
   gets_[id] = std::move(op);
   std::optional<ReplicaSet::Replica> local;
   for (const auto& r : replicas) {
     if (r.node == config_->id) {
       local = r;
     } else {
-      SendPeer(r.node, id, ReplicaRead{key, r.hint_for});
+      SendPeer(r.node, id, ReplicaRead{read_key, r.hint_for});
     }
   }
   if (local) {
-    ReplicaReadReply r = replica_->Read(key, local->hint_for);
+    ReplicaReadReply r = replica_->Read(read_key, local->hint_for);
     OnReadReply(id, config_->id, std::move(r.status), std::move(r.object));
   }
 }
@@ -222,8 +245,15 @@ void Coordinator::OnGetTimeout(uint64_t id) {
   if (!g.answered) {
     g.answered = true;
     ++stats_->read_quorum_failures;
-    Answer(g.origin, ErrorReply(Status::Unavailable(
-                         g.replicas.DescribeFailure(true, g.q.r, g.q.n, g.q.pr, true))));
+    Reply reply = ErrorReply(
+        Status::Unavailable(g.replicas.DescribeFailure(true, g.q.r, g.q.n, g.q.pr, true)));
+    if (g.then) {
+      auto then = std::move(g.then);
+      g.then = nullptr;
+      then(std::move(reply));
+    } else {
+      Answer(g.origin, std::move(reply));
+    }
   }
   FinishReadRepair(id);
 }
@@ -250,38 +280,65 @@ void Coordinator::MaybeFinishGet(GetOp& op) {
   uint64_t id = op.id;
   const ReplicaSet& rs = op.replicas;
   if (!op.answered) {
+    Reply reply;
+    bool internal = static_cast<bool>(op.then);  // not a client's get: not counted
     if (rs.ok() >= op.q.r && rs.ok_primaries() >= op.q.pr) {
       op.answered = true;
       DvvSet merged;
       for (const auto& [node, obj] : op.replies) {
         if (obj) merged = DvvSet::Sync(merged, *obj);
       }
+      // What a reader sees now: expired siblings read as tombstones. The
+      // clock stays whole, so a write with this context replaces them too.
+      uint64_t now_ms = clock_->WallMillis();
+      size_t expired = merged.siblings().size();
+      merged = VisibleAt(merged, now_ms);
+      expired -= merged.siblings().size();
       if (op.q.lww) merged = DvvSet::CollapseLww(merged);
-      stats_->get_latency_us.Record(clock_->NowMicros() - op.start_us);
-      Reply reply;
+      if (!internal) {
+        stats_->expired_hidden += expired;
+        stats_->get_latency_us.Record(clock_->NowMicros() - op.start_us);
+        if (merged.empty() || merged.IsDeleted()) ++stats_->get_not_found;
+      }
       if (merged.empty()) {
-        ++stats_->get_not_found;
         reply.status = Status::NotFound("key not found");
       } else if (merged.IsDeleted()) {
-        ++stats_->get_not_found;
-        reply.status = Status::NotFound("key not found (deleted)");
+        reply.status = Status::NotFound(expired > 0 && LiveCount(merged, now_ms) == 0
+                                            ? "key not found (expired)"
+                                            : "key not found (deleted)");
         reply.object = std::move(merged);  // its context lets a client write over the delete
       } else {
         // The states of a counter, set or map are joined, not shown as siblings.
         size_t live = 0;
         for (const Sibling* s : merged.LiveSiblings()) live += s->datatype == 0 ? 1 : 0;
-        if (live > 1) ++stats_->siblings_seen;
-        stats_->siblings_per_read.Record(live);
-        stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
+        if (!internal) {
+          if (live > 1) ++stats_->siblings_seen;
+          if (live > op.q.warn_siblings) ++stats_->sibling_warnings;
+          stats_->siblings_per_read.Record(live);
+          stats_->max_siblings = std::max<uint64_t>(stats_->max_siblings, live);
+        }
         reply.object = std::move(merged);
       }
-      Answer(op.origin, std::move(reply));
+      reply.warn_siblings = op.q.warn_siblings;
     } else if (rs.ok() + rs.outstanding() < op.q.r ||
                rs.ok_primaries() + rs.outstanding_primaries() < op.q.pr) {
       op.answered = true;
-      ++stats_->read_quorum_failures;
-      Answer(op.origin, ErrorReply(Status::Unavailable(
-                            rs.DescribeFailure(true, op.q.r, op.q.n, op.q.pr, false))));
+      if (!internal) ++stats_->read_quorum_failures;
+      reply = ErrorReply(
+          Status::Unavailable(rs.DescribeFailure(true, op.q.r, op.q.n, op.q.pr, false)));
+    }
+    if (op.answered) {
+      if (op.then) {
+        // The continuation may start other requests; this op stays filed
+        // for its read repair.
+        auto then = std::move(op.then);
+        op.then = nullptr;
+        then(std::move(reply));
+        auto it = gets_.find(id);
+        if (it == gets_.end()) return;
+      } else {
+        Answer(op.origin, std::move(reply));
+      }
     }
   }
   if (op.answered && rs.outstanding() == 0) FinishReadRepair(id);
@@ -337,13 +394,27 @@ void Coordinator::StartPut(Origin origin, PutRequest req) {
     return reject(Status::InvalidArgument(fmt::format(
         "value is {} bytes; the limit is {}", req.value.size(), config_->max_value_bytes)));
   }
+  auto key = InternalKey(req.bucket, req.key);
+  if (!key.ok()) return reject(key.status());
   auto ctx = DecodeContext(req.context);
   if (!ctx.ok()) return reject(ctx.status());
-  auto q = ResolveQuorum(req.quorum);
+  if (req.ttl_ms > kMaxTtlMs) {
+    return reject(Status::InvalidArgument(
+        fmt::format("ttl is {} s; the most is {} s (ten years)", req.ttl_ms / 1000,
+                    kMaxTtlMs / 1000)));
+  }
+  if (req.if_absent && req.if_unchanged) {
+    return reject(Status::InvalidArgument("a write is either if-absent or if-unchanged, not both"));
+  }
+  auto q = ResolveQuorum(req.quorum, buckets_->PropsOf(req.bucket));
   if (!q.ok()) return reject(q.status());
-  ReplicaSet replicas = ChooseReplicas(req.key, *q);
+  ReplicaSet replicas = ChooseReplicas(*key, *q);
   if (replicas.Contains(config_->id) || req.forwarded) {
-    CoordinatePut(origin, std::move(req), *q, std::move(replicas));
+    if (req.if_absent || req.if_unchanged) {
+      StartConditionRead(origin, std::move(req), std::move(key).value(), *q, std::move(replicas));
+    } else {
+      CoordinatePut(origin, std::move(req), std::move(key).value(), *q, std::move(replicas));
+    }
     return;
   }
   ++stats_->forwarded_puts;
@@ -365,8 +436,11 @@ void Coordinator::StartForward(std::unique_ptr<ForwardOp> op, const Resolved& q,
   }
   op->id = next_op_id_++;
   uint64_t id = op->id;
-  // The replica that coordinates needs its own timeout plus the hop.
-  op->timer = clock_->After(q.timeout_ms + 500, [this, id] {
+  // The replica that coordinates needs its own timeout plus the hop (twice
+  // for a conditional write: a read, then the write).
+  bool conditional = !op->datatype && (op->req.if_absent || op->req.if_unchanged);
+  uint64_t wait_ms = q.timeout_ms * (conditional ? 2 : 1) + 500;
+  op->timer = clock_->After(wait_ms, [this, id] {
     auto it = forwards_.find(id);
     if (it == forwards_.end()) return;
     std::unique_ptr<ForwardOp> f = std::move(it->second);
@@ -382,6 +456,52 @@ void Coordinator::StartForward(std::unique_ptr<ForwardOp> op, const Resolved& q,
 Body Coordinator::ForwardError(const ForwardOp& op, Status s) const {
   if (op.datatype) return DataTypeReply{std::move(s), 0, std::nullopt};
   return ErrorReply(std::move(s));
+}
+
+void Coordinator::StartConditionRead(Origin origin, PutRequest req, std::string key,
+                                     const Resolved& q, ReplicaSet replicas) {
+  ++stats_->conditional_writes;
+  Resolved read_q = q;
+  read_q.lww = false;  // the condition looks at every sibling
+  std::string read_key = key;
+  auto then = [this, origin, req = std::move(req), key = std::move(key), q,
+               replicas = std::move(replicas)](Reply read) mutable {
+    if (!read.status.ok() && !read.status.IsNotFound()) {
+      ++stats_->write_quorum_failures;
+      Answer(origin, ErrorReply(Status::FromCode(
+                         read.status.code(),
+                         "the conditional write's read failed, nothing was written: " +
+                             read.status.message())));
+      return;
+    }
+    // The read's answer has expired siblings taken out already.
+    bool live = read.status.ok() && read.object && LiveCount(*read.object, 0) > 0;
+    VersionVector seen = read.object ? read.object->clock() : VersionVector();
+    if (req.if_absent) {
+      if (live) {
+        ++stats_->conditions_failed;
+        Answer(origin, ErrorReply(Status::ConditionFailed(
+                           "the key has a live value (put --if-absent)")));
+        return;
+      }
+      // Over what the read saw, so the write replaces tombstones and
+      // expired values instead of adding to them.
+      req.context = EncodeContext(seen);
+    } else {
+      VersionVector context = *DecodeContext(req.context);  // checked in StartPut
+      if (!context.Descends(seen)) {
+        ++stats_->conditions_failed;
+        Answer(origin, ErrorReply(Status::ConditionFailed(fmt::format(
+                           "the key changed since the context was read "
+                           "(it holds {} live sibling{}; put --if-unchanged)",
+                           read.object ? read.object->LiveSiblings().size() : 0,
+                           read.object && read.object->LiveSiblings().size() == 1 ? "" : "s"))));
+        return;
+      }
+    }
+    CoordinatePut(origin, std::move(req), std::move(key), q, std::move(replicas));
+  };
+  RunGet(origin, std::move(read_key), read_q, std::move(then));
 }
 
 void Coordinator::Forward(std::unique_ptr<ForwardOp> op) {
@@ -438,11 +558,12 @@ NodeId Coordinator::LocalHintFor(const ReplicaSet& replicas, int* self) const {
   return hint_for;
 }
 
-void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas) {
+void Coordinator::CoordinatePut(Origin origin, PutRequest req, std::string key, const Resolved& q,
+                                ReplicaSet replicas) {
   auto op = std::make_unique<PutOp>();
   op->id = next_op_id_++;
   op->origin = origin;
-  op->key = std::move(req.key);
+  op->key = std::move(key);
   op->q = q;
   op->replicas = std::move(replicas);
   op->start_us = clock_->NowMicros();
@@ -450,9 +571,16 @@ void Coordinator::CoordinatePut(Origin origin, PutRequest req, const Resolved& q
   int self = -1;
   NodeId hint_for = LocalHintFor(op->replicas, &self);
   VersionVector context = *DecodeContext(req.context);  // checked in StartPut
-  auto minted = replica_->MintWrite(op->key, context, std::move(req.value), req.tombstone, q.lww,
-                                    clock_->WallMillis(), hint_for);
+  Sibling fresh;
+  fresh.value = std::move(req.value);
+  fresh.tombstone = req.tombstone;
+  fresh.timestamp_ms = clock_->WallMillis();
+  uint64_t ttl_ms = req.persist ? 0 : req.ttl_ms ? req.ttl_ms : q.ttl_ms;
+  if (!req.tombstone && ttl_ms != 0) fresh.expires_ms = fresh.timestamp_ms + ttl_ms;
+  auto minted = replica_->MintWrite(op->key, context, std::move(fresh), q.lww, hint_for,
+                                    q.max_siblings);
   if (!minted.ok()) {
+    if (minted.status().code() == Status::Code::kTooManySiblings) ++stats_->sibling_cap_refused;
     Answer(origin, ErrorReply(minted.status()));
     return;
   }
@@ -643,14 +771,11 @@ void Coordinator::OnForwardedDataType(const NodeId& from, uint64_t request_id,
 }
 
 void Coordinator::StartDataType(Origin origin, DataTypeRequest req) {
-  // TODO(issue 18): resolve req.bucket (its properties: n, r, w, ...) as
-  // StartGet and StartPut resolve the bucket of theirs; until buckets are
-  // merged every bucket name means the default bucket.
   // Last-writer-wins is for plain values: a collapse would drop concurrent states.
   req.quorum.lww = false;
   if (req.op == DataTypeOpCode::kRead) {
     ++stats_->datatype_reads;
-    StartGet(origin, GetRequest{std::move(req.key), req.quorum});
+    StartGet(origin, GetRequest{std::move(req.key), req.quorum, std::move(req.bucket)});
     return;
   }
   ++stats_->datatype_ops;
@@ -664,17 +789,22 @@ void Coordinator::StartDataType(Origin origin, DataTypeRequest req) {
   };
   Status valid = ValidateOperation(req.type, req.op, req.args);
   if (!valid.ok()) return reject(valid);
-  auto q = ResolveQuorum(req.quorum);
+  auto key = InternalKey(req.bucket, req.key);
+  if (!key.ok()) return reject(key.status());
+  auto q = ResolveQuorum(req.quorum, buckets_->PropsOf(req.bucket));
   if (!q.ok()) return reject(q.status());
-  ReplicaSet replicas = ChooseReplicas(req.key, *q);
+  ReplicaSet replicas = ChooseReplicas(*key, *q);
   if (replicas.Contains(config_->id) || req.forwarded) {
+    // From here on the request names the key as replicas store it.
+    req.key = std::move(key).value();
+    req.bucket.clear();
     CoordinateDataType(origin, std::move(req), *q, std::move(replicas));
     return;
   }
   ++stats_->forwarded_puts;
   auto op = std::make_unique<ForwardOp>();
   op->origin = origin;
-  op->datatype = std::move(req);
+  op->datatype = std::move(req);  // forwarded as the client named it
   StartForward(std::move(op), *q, replicas);
 }
 

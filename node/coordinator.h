@@ -16,12 +16,28 @@
 //  - A request that cannot reach its quorum answers with an error that says
 //    what it got. Writes that reached fewer than w replicas stay where they
 //    landed (no rollback).
+//  - Buckets: a request names a bucket and a key; the coordinator turns them
+//    into the internal key (core/bucket_key.h) that replicas, stores and
+//    messages between nodes use, and runs with the request's own quorum
+//    flags over the bucket's properties over the node's (node/buckets.h).
+//  - Expiry: a value written with a ttl (or in a bucket with one) expires at
+//    the coordinating replica's wall clock + ttl; reads treat an expired
+//    sibling as a tombstone (core/expiry.h), by this node's wall clock.
+//  - Sibling cap: a client write that would leave more live siblings than
+//    the bucket's max_siblings is refused at the coordinating replica, and
+//    nothing is stored (Replica::MintWrite); merges are never capped.
+//  - Conditional writes (if_absent, if_unchanged): the coordinating replica
+//    first reads the key at the read quorum, checks the condition against
+//    the merged answer, and only then mints and sends the write. Not
+//    linearizable: two conditional writes that read at the same time can
+//    both pass and leave siblings.
 //
 // Emits messages through Transport and timers through Clock; no other I/O.
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -31,6 +47,7 @@
 
 #include "core/env.h"
 #include "core/message.h"
+#include "node/buckets.h"
 #include "node/config.h"
 #include "node/membership.h"
 #include "node/replica.h"
@@ -53,7 +70,7 @@ class Coordinator {
   };
 
   Coordinator(const NodeConfig* config, NodeStats* stats, const Membership* membership,
-              Transport* transport, Clock* clock, Replica* replica);
+              Transport* transport, Clock* clock, Replica* replica, const Buckets* buckets);
   ~Coordinator();  // cancels the timers of requests in flight
   Coordinator(const Coordinator&) = delete;
   Coordinator& operator=(const Coordinator&) = delete;
@@ -86,6 +103,9 @@ class Coordinator {
 
   // Requests in flight (coordinated here).
   size_t pending() const { return gets_.size() + puts_.size() + forwards_.size(); }
+  // A fresh request id from the coordinator's sequence, for parts that share
+  // its id space (node/key_listing.h).
+  uint64_t NextRequestId() { return next_op_id_++; }
 
  private:
   struct GetOp;
@@ -95,9 +115,12 @@ class Coordinator {
     uint32_t n, r, w, pr, pw, timeout_ms;
     Mode mode;
     bool lww;
+    uint32_t max_siblings, warn_siblings;
+    uint64_t ttl_ms;  // the bucket's default expiry (0: none)
   };
 
-  Result<Resolved> ResolveQuorum(const Quorum& q) const;
+  // Request flags over the bucket's properties over the node's defaults.
+  Result<Resolved> ResolveQuorum(const Quorum& q, const BucketProps& bucket) const;
   ReplicaSet ChooseReplicas(const std::string& key, const Resolved& q) const;
 
   void AddGetFallback(GetOp& op, const NodeId& failed);
@@ -117,7 +140,6 @@ class Coordinator {
   // This node's place among the replicas (-1: none) and, when it keeps its
   // copy as a hint, the primary the hint is for.
   NodeId LocalHintFor(const ReplicaSet& replicas, int* self) const;
-  void CoordinatePut(Origin origin, PutRequest req, const Resolved& q, ReplicaSet replicas);
   void CoordinateDataType(Origin origin, DataTypeRequest req, const Resolved& q,
                           ReplicaSet replicas);
   // Sends a minted write (op->object) to the other replicas and answers
@@ -125,6 +147,15 @@ class Coordinator {
   void Replicate(std::unique_ptr<PutOp> op, int self);
   // The answer to a put or data-type operation: its result, or the error.
   void AnswerWrite(PutOp& op, Status s);
+  // key: the internal key of req's (bucket, key).
+  void CoordinatePut(Origin origin, PutRequest req, std::string key, const Resolved& q,
+                     ReplicaSet replicas);
+  // A conditional put: a quorum read first, then the put if the condition holds.
+  void StartConditionRead(Origin origin, PutRequest req, std::string key, const Resolved& q,
+                          ReplicaSet replicas);
+  // Starts a GetOp; `then`, if set, takes the answer instead of the origin.
+  void RunGet(Origin origin, std::string key, const Resolved& q,
+              std::function<void(Reply)> then = {});
   void AddPutFallback(PutOp& op, const NodeId& failed);
   void MaybeFinishPut(PutOp& op);
 
@@ -138,6 +169,7 @@ class Coordinator {
   Transport* transport_;
   Clock* clock_;
   Replica* replica_;
+  const Buckets* buckets_;
   uint64_t next_op_id_ = 1;
   // Forwarded puts seen lately, by (forwarder, its request id), to ignore
   // duplicates. Request ids are unique per incarnation (FirstRequestId).

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/codec.h"
+#include "core/bucket_key.h"
 #include "core/hash.h"
 
 namespace ringkv {
@@ -86,8 +87,12 @@ Node::Node(NodeConfig config, Store* store, Transport* transport, Clock* clock)
               &hints_,
               [this](const std::string& key, const DvvSet& object) { return replica_.Merge(key, object); },
               [this](const std::string& key) { return replica_.Erase(key); }),
+      buckets_(&config_),
       replica_(&config_, store, &stats_, &hints_, &aae_, &reaper_, &gossiper_),
-      coordinator_(&config_, &stats_, &cluster_, transport, clock, &replica_),
+      coordinator_(&config_, &stats_, &cluster_, transport, clock, &replica_, &buckets_),
+      scans_(store, clock, &cluster_),
+      lister_(&config_, &stats_, &cluster_, transport, clock, &scans_,
+              [this] { return coordinator_.NextRequestId(); }),
       delay_rng_(config_.random_seed ^ 0x5eedde1a) {
   started_us_ = clock_->NowMicros();
 }
@@ -105,6 +110,16 @@ Status Node::Start() {
   const MemberState& self = gossiper_.self();
   Status s = store_->PutMeta("incarnation", std::to_string(self.incarnation));
   if (!s.ok()) return s;
+  std::string bucket_meta;
+  s = store_->GetMeta(Buckets::kMetaName, &bucket_meta);
+  if (s.ok()) {
+    s = buckets_.Load(bucket_meta);
+    if (!s.ok()) return s;
+  } else if (!s.IsNotFound()) {
+    return s;
+  }
+  gossiper_.SetMetadata([this] { return buckets_.Entries(); },
+                        [this](const std::vector<BucketEntry>& remote) { MergeBuckets(remote); });
   replica_.CountObjects();
   s = StartDataTypeActor();
   if (!s.ok()) return s;
@@ -247,7 +262,69 @@ Status Node::Remove(const NodeId& id) {
   return gossiper_.Remove(id, /*known_down=*/true);
 }
 
-size_t Node::pending_requests() const { return coordinator_.pending(); }
+size_t Node::pending_requests() const { return coordinator_.pending() + lister_.pending(); }
+
+void Node::MergeBuckets(const std::vector<BucketEntry>& remote) {
+  if (remote.empty() || !buckets_.Merge(remote)) return;
+  // Best effort: a change not persisted here comes back by gossip after a
+  // restart (every node holds the same entries).
+  store_->PutMeta(Buckets::kMetaName, buckets_.Serialize());
+}
+
+Status Node::ApplyBucket(const std::string& name, const Buckets::Patch& patch) {
+  auto entry = buckets_.Set(name, patch, clock_->WallMillis());
+  if (!entry.ok()) return entry.status();
+  return store_->PutMeta(Buckets::kMetaName, buckets_.Serialize());
+}
+
+void Node::SetBucket(ClientId conn, uint64_t rid, const std::string& arg) {
+  auto answer = [this, conn, rid](Status s, std::string json) {
+    InfoReply reply{std::move(s), std::move(json)};
+    transport_->Reply(conn, Envelope{rid, {}, {}, std::move(reply)});
+  };
+  auto parsed = Buckets::ParseSetRequest(arg);
+  if (!parsed.ok()) return answer(parsed.status(), "");
+  auto [name, patch] = std::move(parsed).value();
+  Status s = buckets_.Check(name, patch);
+  if (!s.ok()) return answer(s, "");
+  std::string bucket(BucketOrDefault(name));
+  bool first_n = patch.n && *patch.n != config_.n && buckets_.Find(bucket) == nullptr;
+  if (!first_n) {
+    s = ApplyBucket(bucket, patch);
+    return answer(s, s.ok() ? buckets_.Json(bucket) : "");
+  }
+  // A new bucket with its own n: only while it holds no keys (any it holds
+  // were written with the cluster's n).
+  ListKeysRequest count;
+  count.bucket = bucket;
+  count.count_only = true;
+  lister_.Start(std::move(count), [this, answer, bucket, patch](ListKeysReply r) {
+    if (!r.status.ok()) {
+      return answer(Status::FromCode(r.status.code(),
+                                     fmt::format("cannot tell whether bucket '{}' holds keys, so "
+                                                 "its n is not set: {}",
+                                                 bucket, r.status.message())),
+                    "");
+    }
+    if (!r.missed.empty()) {
+      return answer(Status::Unavailable(fmt::format(
+                        "cannot tell whether bucket '{}' holds keys ({} partitions have no live "
+                        "replica), so its n is not set",
+                        bucket, r.missed.size())),
+                    "");
+    }
+    if (r.count > 0) {
+      return answer(Status::InvalidArgument(fmt::format(
+                        "bucket '{}' already holds {} key{}, written with the cluster's n={}; "
+                        "ringkv does not change n under existing keys. Create a new bucket with "
+                        "n={} and copy them",
+                        bucket, r.count, r.count == 1 ? "" : "s", config_.n, *patch.n)),
+                    "");
+    }
+    Status applied = ApplyBucket(bucket, patch);
+    answer(applied, applied.ok() ? buckets_.Json(bucket) : "");
+  });
+}
 
 // ---------------------------------------------------------------------------
 // Dispatch
@@ -273,6 +350,8 @@ void Node::HandleClient(ClientId conn, Envelope env) {
     coordinator_.StartDataType(origin, std::move(*dt));
   } else if (auto* info = std::get_if<InfoRequest>(&env.body)) {
     HandleInfo(conn, rid, *info);
+  } else if (auto* list = std::get_if<ListKeysRequest>(&env.body)) {
+    lister_.Start(origin, std::move(*list));
   } else {
     ++stats_.invalid_requests;
     transport_->Reply(conn, Envelope{rid, {}, {},
@@ -285,6 +364,10 @@ void Node::HandleClient(ClientId conn, Envelope env) {
 void Node::HandleInfo(ClientId conn, uint64_t rid, const InfoRequest& info) {
   InfoReply reply;
   const std::string& topic = info.topic;
+  if (topic == "bucket-set") {
+    SetBucket(conn, rid, info.arg);
+    return;
+  }
   if (topic == "status") {
     reply.json = StatusJson();
   } else if (topic == "ring") {
@@ -307,6 +390,12 @@ void Node::HandleInfo(ClientId conn, uint64_t rid, const InfoRequest& info) {
     Status s = topic == "admin-leave" ? Leave() : Remove(info.arg);
     reply.status = s;
     if (s.ok()) reply.json = StatusJson();
+  } else if (topic == "bucket-show") {
+    Status s = ValidateBucketName(BucketOrDefault(info.arg));
+    reply.status = s;
+    if (s.ok()) reply.json = buckets_.Json(info.arg);
+  } else if (topic == "bucket-list") {
+    reply.json = buckets_.ListJson();
   } else if (topic == "preflist" || topic == "local") {
     auto r = topic == "local" ? LocalJson(info.arg) : PreflistJson(info.arg);
     if (r.ok()) {
@@ -316,7 +405,9 @@ void Node::HandleInfo(ClientId conn, uint64_t rid, const InfoRequest& info) {
     }
   } else {
     reply.status = Status::InvalidArgument(fmt::format(
-        "unknown info topic '{}' (status, ring, stats, hints, preflist, local, reaper)", topic));
+        "unknown info topic '{}' (status, ring, stats, hints, preflist, local, reaper, "
+        "bucket-show, bucket-list, bucket-set)",
+        topic));
   }
   transport_->Reply(conn, Envelope{rid, {}, {}, std::move(reply)});
 }
@@ -386,6 +477,14 @@ void Node::HandlePeer(ClientId conn, Envelope env) {
     SendPeer(from, rid, reaper_.AnswerReap(*reap));
   } else if (auto* rack = std::get_if<ReapAck>(&env.body)) {
     reaper_.OnReapAck(from, rid, *rack);
+  } else if (auto* lk = std::get_if<PartitionKeysRequest>(&env.body)) {
+    // Scanned in slices; answered when done.
+    NodeId to = from;
+    scans_.Start(std::move(*lk), [this, to, rid](PartitionKeysReply reply) {
+      SendPeer(to, rid, std::move(reply));
+    });
+  } else if (auto* lkr = std::get_if<PartitionKeysReply>(&env.body)) {
+    lister_.OnReply(from, rid, std::move(*lkr));
   } else {
     ++stats_.invalid_requests;  // not a message peers exchange
   }
@@ -424,8 +523,8 @@ void Node::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string
     reaper_.OnSendFailed(to, request_id);
   } else if (HintedHandoff::IsReplayRequest(request_id)) {
     hints_.OnSendFailed(to, request_id);
-  } else {
-    coordinator_.OnSendFailed(to, request_id, why);
+  } else if (!coordinator_.OnSendFailed(to, request_id, why)) {
+    lister_.OnSendFailed(to, request_id);
   }
 }
 

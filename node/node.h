@@ -13,6 +13,9 @@
 //    the dot of a write, hints.
 //  - Gossiper + ClusterMembership: members, liveness, the ring.
 //  - HintedHandoff, OwnershipHandoff, AntiEntropy, TombstoneReaper.
+//  - Buckets (node/buckets.h): bucket properties, cluster metadata that
+//    rides on gossip and is kept in the store's metadata.
+//  - KeyLister (node/key_listing.h): key listings by coverage.
 // Node::OnMessage routes each message to its part; answers to a part's
 // requests come back tagged by request id (core/env.h).
 // All state is owned by the loop thread that calls in; nothing is locked.
@@ -33,10 +36,12 @@
 #include "core/message.h"
 #include "gossip/gossiper.h"
 #include "node/anti_entropy.h"
+#include "node/buckets.h"
 #include "node/cluster_membership.h"
 #include "node/config.h"
 #include "node/coordinator.h"
 #include "node/hinted_handoff.h"
+#include "node/key_listing.h"
 #include "node/membership.h"
 #include "node/ownership_handoff.h"
 #include "node/replica.h"
@@ -73,6 +78,7 @@ class Node {
   uint64_t uptime_us() const { return clock_->NowMicros() - started_us_; }
   Store::CacheStats object_cache() const { return store_->object_cache(); }
   const TombstoneReaper& reaper() const { return reaper_; }
+  const Buckets& buckets() const { return buckets_; }
 
   // A message arrived on connection `conn`. Peer messages carry from/cluster;
   // their answers go to the sender through Transport::Send. Client messages
@@ -113,6 +119,13 @@ class Node {
   void WaitToExit();
   void HandleClient(ClientId conn, Envelope env);
   void HandleInfo(ClientId conn, uint64_t request_id, const InfoRequest& info);
+  // bucket-set: checks, and for a new bucket given another n than the
+  // cluster's, that it holds no keys (a count by coverage); then applies,
+  // persists and answers.
+  void SetBucket(ClientId conn, uint64_t request_id, const std::string& arg);
+  Status ApplyBucket(const std::string& name, const Buckets::Patch& patch);
+  // Bucket metadata from gossip; persisted when it changes anything.
+  void MergeBuckets(const std::vector<BucketEntry>& remote);
   void HandlePeer(ClientId conn, Envelope env);
   void SendPeer(const NodeId& to, uint64_t request_id, Body body);
   // The testing knob NodeConfig::inject_replica_delay_*: applies (and
@@ -134,8 +147,11 @@ class Node {
   uint64_t left_at_us_ = 0;
   std::set<NodeId> alive_seen_;  // peers believed alive at the last gossip change
   NodeStats stats_;
+  Buckets buckets_;
   Replica replica_;
   Coordinator coordinator_;
+  KeyScanRunner scans_;  // before lister_, which runs its own share here
+  KeyLister lister_;
   uint64_t started_us_ = 0;
   std::function<std::string()> connections_report_;
   std::mt19937_64 delay_rng_;

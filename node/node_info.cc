@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/bucket_key.h"
 #include "core/codec.h"
+#include "core/expiry.h"
 #include "core/hash.h"
 #include "node/node.h"
 
@@ -57,6 +59,7 @@ std::string Node::StatusJson() const {
                           {"timeout_ms", config_.timeout_ms},
                           {"mode", config_.mode == Mode::kStrict ? "strict" : "sloppy"}}},
             {"objects", replica_.objects()},
+            {"buckets", buckets_.size()},
             {"pending_requests", pending_requests()},
             {"state", MemberStatusName(gossiper_.self().status)},
             {"handoff", json::parse(handoff_.Json())},
@@ -124,6 +127,14 @@ std::string Node::StatsJson() const {
             {"replica_writes", s.replica_writes},
             {"wrong_cluster_refused", s.wrong_cluster_refused},
             {"coordinator_hints", s.coordinator_hints},
+            {"sibling_warnings", s.sibling_warnings},
+            {"sibling_cap_refused", s.sibling_cap_refused},
+            {"expired_hidden", s.expired_hidden},
+            {"conditional_writes", s.conditional_writes},
+            {"conditions_failed", s.conditions_failed},
+            {"key_listings", s.key_listings},
+            {"listing_partitions_missed", s.listing_partitions_missed},
+            {"expired_reaped", reaper_.stats().expired_erased},
             {"hints_queued", hints_.queued()},
             {"hints_stored", hints_.stored()},
             {"aae_exchanges", aae_.stats().exchanges},
@@ -154,8 +165,9 @@ namespace {
 
 Status CheckInfoKey(const std::string& key) {
   if (key.empty()) return Status::InvalidArgument("key is empty");
-  if (key.size() > kMaxKeyBytes) {
-    return Status::InvalidArgument(fmt::format("key is {} bytes; the limit is {}", key.size(), kMaxKeyBytes));
+  if (key.size() > kMaxInternalKeyBytes) {
+    return Status::InvalidArgument(
+        fmt::format("key is {} bytes; the limit is {}", key.size(), kMaxInternalKeyBytes));
   }
   return Status::OK();
 }
@@ -179,14 +191,23 @@ Result<std::string> Node::LocalJson(const std::string& key) const {
   s = store_->Get(key, &object);
   if (!s.ok() && !s.IsNotFound()) return s;
   json j;
-  PutBytes(j, "key", key);
+  // The argument is an internal key (the client puts the bucket in front).
+  std::string bucket, user_key;
+  if (!SplitInternalKey(key, &bucket, &user_key)) user_key = key;
+  PutBytes(j, "key", user_key);
+  if (!bucket.empty() && bucket != kDefaultBucket) j["bucket"] = bucket;
   j["node"] = config_.id;
-  j["found"] = s.ok() && !object.IsDeleted() && !object.empty();
+  uint64_t now_ms = clock_->WallMillis();
+  j["found"] = s.ok() && LiveCount(object, now_ms) > 0;
   json siblings = json::array();
-  uint64_t tombstones = 0;
+  uint64_t tombstones = 0, expired = 0;
   for (const Sibling& sib : object.siblings()) {
     if (sib.tombstone) {
       ++tombstones;
+      continue;
+    }
+    if (IsExpired(sib, now_ms)) {
+      ++expired;
       continue;
     }
     json e;
@@ -198,10 +219,12 @@ Result<std::string> Node::LocalJson(const std::string& key) const {
       e["type"] = DataTypeName(static_cast<DataType>(sib.datatype));
       e["state"] = st.ok() ? st->Describe() : st.status().ToString();
     }
+    if (sib.expires_ms != 0) e["expires_ms"] = sib.expires_ms;
     siblings.push_back(e);
   }
   j["siblings"] = siblings;
   j["tombstones"] = tombstones;
+  j["expired"] = expired;
   j["clock"] = object.clock().ToString();
   return j.dump();
 }
@@ -218,7 +241,10 @@ Result<std::string> Node::PreflistJson(const std::string& key) const {
     json e = {{"id", pref[i]}, {"alive", pref[i] == config_.id || membership_->IsAlive(pref[i])}};
     (i < ring.n_val() ? primaries : fallbacks).push_back(e);
   }
-  json j = {{"key", IsPrintableUtf8(key) ? key : Base64Encode(key)},
+  std::string bucket, user_key;
+  if (!SplitInternalKey(key, &bucket, &user_key)) user_key = key;
+  json j = {{"key", IsPrintableUtf8(user_key) ? user_key : Base64Encode(user_key)},
+            {"bucket", bucket.empty() ? std::string(kDefaultBucket) : bucket},
             {"hash", fmt::format("{:016x}", h)},
             {"partition", p},
             {"primaries", primaries},

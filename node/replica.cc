@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include "core/expiry.h"
 #include "gossip/gossiper.h"
 
 namespace ringkv {
@@ -82,6 +83,17 @@ NodeId Replica::NextFallbackActor() {
 Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
                                            std::string value, bool tombstone, bool lww,
                                            uint64_t wall_ms, const NodeId& hint_for) {
+  Sibling write;
+  write.value = std::move(value);
+  write.tombstone = tombstone;
+  write.timestamp_ms = wall_ms;
+  return MintWrite(key, context, std::move(write), lww, hint_for);
+}
+
+Result<Replica::Minted> Replica::MintWrite(const std::string& key, const VersionVector& context,
+                                           Sibling write, bool lww, const NodeId& hint_for,
+                                           uint32_t max_siblings) {
+  uint64_t wall_ms = write.timestamp_ms;
   DvvSet local;
   Status s = store_->Get(key, &local);
   if (!s.ok() && !s.IsNotFound()) return s;
@@ -105,9 +117,20 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   }
   uint64_t min_counter = actor == config_->id ? reaper_->counter_floor() : 0;
   Minted out;
-  out.object = DvvSet::Update(base, context, actor, std::move(value), tombstone, wall_ms, min_counter);
+  out.object = DvvSet::Update(base, context, actor, std::move(write), min_counter);
   out.dot = Dot{actor, out.object.clock().Get(actor)};
   if (lww) out.object = DvvSet::CollapseLww(out.object);
+  if (max_siblings != 0) {
+    size_t live = LiveCount(out.object, wall_ms);
+    if (live > max_siblings) {
+      ++sibling_cap_refusals_;
+      return Status::TooManySiblings(fmt::format(
+          "this write would leave {} live siblings on the key; the limit is {} (max_siblings). "
+          "Nothing was stored: read the key (ringkv get) and write back with its --context to "
+          "merge the siblings into one value",
+          live, max_siblings));
+    }
+  }
   s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
                        : AddHint(hint_for, key, out.object);
   ++stats_->replica_writes;

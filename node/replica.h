@@ -49,6 +49,8 @@ class Replica {
   void CountObjects();
   // Objects in this node's store (kept as they are written and erased).
   uint64_t objects() const { return objects_; }
+  // Client writes refused by the sibling cap.
+  uint64_t sibling_cap_refusals() const { return sibling_cap_refusals_; }
 
   // This node's copy of key. A read as a fallback for hint_for includes
   // the hinted copy. NotFound when nothing is held.
@@ -75,6 +77,15 @@ class Replica {
   // type.
   Result<Minted> MintWrite(const std::string& key, const VersionVector& context, std::string value,
                            bool tombstone, bool lww, uint64_t wall_ms, const NodeId& hint_for);
+  // The same for a write described as a sibling to be minted (value,
+  // tombstone, timestamp_ms = the coordinator's wall clock, expires_ms).
+  // max_siblings (0: no cap): if the result would hold more live siblings
+  // (not tombstones, not expired at the write's timestamp), nothing is stored
+  // and the answer is TooManySiblings. Only client writes are capped: every
+  // merge (read repair, hints, anti-entropy, handoff) keeps what it gets.
+  Result<Minted> MintWrite(const std::string& key, const VersionVector& context, Sibling write,
+                           bool lww, const NodeId& hint_for, uint32_t max_siblings = 0);
+
 
   struct MintedDataType {
     DvvSet object;
@@ -122,6 +133,7 @@ class Replica {
   uint64_t objects_ = 0;
   uint64_t fallback_actors_ = 0;  // actors minted for fallback writes this incarnation
   NodeId data_type_actor_;
+  uint64_t sibling_cap_refusals_ = 0;
 };
 
 }  // namespace ringkv

@@ -58,6 +58,13 @@ struct NodeStats {
   uint64_t datatype_ops = 0;         // counter, set and map operations asked of this node
   uint64_t datatype_reads = 0;       // their reads (quorum reads, also counted in gets)
   uint64_t datatype_wrong_type = 0;  // operations refused: the key holds another type
+  uint64_t sibling_warnings = 0;     // gets above the bucket's sibling warning level
+  uint64_t sibling_cap_refused = 0;  // client writes refused: too many siblings
+  uint64_t expired_hidden = 0;       // expired siblings left out of get answers
+  uint64_t conditional_writes = 0;   // if-absent / if-unchanged writes coordinated
+  uint64_t conditions_failed = 0;    // of those, refused: the condition did not hold
+  uint64_t key_listings = 0;         // key listing pages (and counts) coordinated
+  uint64_t listing_partitions_missed = 0;  // partitions a listing found no replica for
   Histogram get_latency_us;
   Histogram put_latency_us;
   RequestMetrics requests;

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/expiry.h"
 #include "core/hash.h"
 
 namespace ringkv {
@@ -90,9 +91,10 @@ void TombstoneReaper::Tick() {
 
 bool TombstoneReaper::IsCandidate(const std::string& key, const DvvSet& object,
                                   uint64_t now_ms) const {
-  if (object.clock().empty() || !object.IsDeleted()) return false;
-  uint64_t newest = 0;
-  for (const Sibling& s : object.siblings()) newest = std::max(newest, s.timestamp_ms);
+  // Every sibling a tombstone or an expired value (core/expiry.h), the
+  // newest of them (a tombstone's time, a value's expiry) past the grace.
+  uint64_t newest = DeadSince(object, now_ms);
+  if (newest == 0) return false;
   if (now_ms < config_.grace_ms || newest > now_ms - config_.grace_ms) return false;
   const Ring& ring = membership_->ring();
   if (ring.ring_size() == 0) return false;
@@ -417,12 +419,16 @@ ReapAck TombstoneReaper::AnswerReap(const Reap& req) {
   for (const KeyedObject& e : req.entries) {
     DvvSet local;
     if (!store_->Get(e.key, &local).ok()) continue;
-    // Compare-and-delete: a write that arrived since the check wins.
-    if (!local.IsDeleted() || local.clock().empty() || !(local.clock() == e.object.clock())) continue;
+    // Compare-and-delete: a write that arrived since the check wins. The
+    // leader judged the expiry by its clock; a write since would have
+    // changed the clock.
+    if (!OnlyEndingSiblings(local) || !(local.clock() == e.object.clock())) continue;
+    bool expired_value = !local.LiveSiblings().empty();
     Status s = erase_(e.key);
     if (s.ok()) {
       ++ack.reaped;
       ++stats_.erased;
+      stats_.expired_erased += expired_value;
     } else {
       ack.status = s;
     }
@@ -473,6 +479,7 @@ std::string TombstoneReaper::Json() const {
                         {"reaps_given_up", stats_.reaps_given_up},
                         {"checks_answered", stats_.checks_answered},
                         {"tombstones_erased", stats_.erased},
+                        {"expired_erased", stats_.expired_erased},
                         {"fences", fences_.size()},
                         {"dot_floor", floor_},
                         {"checking", round_.has_value()},

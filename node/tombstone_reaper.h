@@ -2,9 +2,14 @@
 // back.
 //
 // A delete writes a tombstone sibling (core/dvv.h); a key whose siblings are
-// all tombstones reads as not found but still takes space. The reaper of the
-// key's first primary (in the current ring) removes it once
-//  1. the newest tombstone is older than the grace period by its wall clock;
+// all tombstones reads as not found but still takes space. So does a key
+// whose values all expired (TTL, core/expiry.h): expiry changes no stored
+// byte, so the reaper treats an expired value as a tombstone from its expiry
+// on, with the same agreement below (an expired value reaped without it
+// could let an older sibling it replaced come back from a stale copy). The
+// reaper of the key's first primary (in the current ring) removes it once
+//  1. the newest tombstone (or expiry) is older than the grace period by its
+//     wall clock;
 //  2. every member that is not left or removed is alive (one that is down may
 //     hold an older version on disk), and each answered a ReapCheck saying
 //     nothing it holds for the key — its stored object, and every hint it
@@ -96,6 +101,7 @@ class TombstoneReaper {
     uint64_t reaps_given_up = 0;   // Reaps never acknowledged after retries
     uint64_t checks_answered = 0;  // keys checked for other nodes (and self)
     uint64_t erased = 0;           // tombstones erased here (any coordinator)
+    uint64_t expired_erased = 0;   // of those, objects of expired values
   };
 
   TombstoneReaper(NodeId self, std::string cluster, TombstoneConfig config, Store* store,

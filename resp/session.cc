@@ -6,8 +6,12 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
+#include <chrono>
+
 #include "core/codec.h"
+#include "core/expiry.h"
 #include "core/limits.h"
+#include "resp/glob.h"
 
 namespace ringkv {
 
@@ -74,6 +78,22 @@ void AppendNumbers(const json& j, const std::string& prefix, std::string* out) {
       AppendNumbers(v, prefix + k + "_", out);
     }
   }
+}
+
+// A decimal integer argument (Redis's string2ll rules, roughly): optional
+// '-', digits, no spaces, fits in int64.
+bool ParseInt(const std::string& s, int64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  size_t i = s[0] == '-' ? 1 : 0;
+  if (i == s.size()) return false;
+  __int128 v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+    if (v > INT64_MAX) return false;
+  }
+  *out = static_cast<int64_t>(s[0] == '-' ? -v : v);
+  return true;
 }
 
 std::string JsonText(const json& j, const char* key) {
@@ -179,11 +199,18 @@ void RespSession::Dispatch(RespCommand cmd) {
     StartKeyed(Op::kGet, a, 1);
   } else if (name == "SET") {
     if (n < 3) return ImmediateError(ArityError(a[0]));
-    if (n > 3) {
-      return ImmediateError(
-          "ERR syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL, ...) are not supported");
-    }
-    StartKeyed(Op::kSet, a, 1);
+    StartSet(a, /*setnx=*/false);
+  } else if (name == "SETNX") {
+    if (n != 3) return ImmediateError(ArityError(a[0]));
+    StartSet(a, /*setnx=*/true);
+  } else if (name == "EXPIRE" || name == "PEXPIRE") {
+    if (n < 3) return ImmediateError(ArityError(a[0]));
+    StartExpiry(Op::kExpire, a);
+  } else if (name == "PERSIST" || name == "TTL" || name == "PTTL") {
+    if (n != 2) return ImmediateError(ArityError(a[0]));
+    StartExpiry(name == "PERSIST" ? Op::kPersist : Op::kTtl, a);
+  } else if (name == "SCAN" || name == "KEYS" || name == "DBSIZE") {
+    StartListing(name == "SCAN" ? Op::kScan : name == "KEYS" ? Op::kKeys : Op::kDbsize, a);
   } else if (name == "MGET" || name == "DEL" || name == "UNLINK" || name == "EXISTS") {
     if (n < 2) return ImmediateError(ArityError(a[0]));
     StartKeyed(name == "MGET" ? Op::kMget : name == "EXISTS" ? Op::kExists : Op::kDel, a, 1);
@@ -348,6 +375,159 @@ void RespSession::StartKeyed(Op op, std::vector<std::string>& args, size_t first
   }
 }
 
+void RespSession::StartSet(std::vector<std::string>& a, bool setnx) {
+  bool nx = setnx, xx = false;
+  uint64_t ttl_ms = 0;
+  for (size_t i = 3; i < a.size(); ++i) {
+    std::string o = Upper(a[i]);
+    if (o == "NX" && !xx) {
+      nx = true;
+    } else if (o == "XX" && !nx) {
+      xx = true;
+    } else if ((o == "EX" || o == "PX") && ttl_ms == 0 && i + 1 < a.size()) {
+      int64_t v = 0;
+      if (!ParseInt(a[++i], &v)) return ImmediateError("ERR value is not an integer or out of range");
+      uint64_t unit = o == "EX" ? 1000 : 1;
+      if (v <= 0 || static_cast<uint64_t>(v) > kMaxTtlMs / unit) {
+        return ImmediateError("ERR invalid expire time in 'set' command");
+      }
+      ttl_ms = static_cast<uint64_t>(v) * unit;
+    } else if (o == "GET" || o == "KEEPTTL" || o == "EXAT" || o == "PXAT") {
+      return ImmediateError(fmt::format(
+          "ERR syntax error: ringkv's SET takes NX, XX, EX and PX, not {}", Excerpt(o)));
+    } else {
+      return ImmediateError("ERR syntax error");
+    }
+  }
+  std::string bad = CheckKey(a[1]);
+  if (!bad.empty()) return ImmediateError(bad);
+  Pending p;
+  p.seq = next_seq_++;
+  p.op = setnx ? Op::kSetNx : nx || xx ? Op::kSetIf : Op::kSet;
+  p.lww = lww_;
+  p.ttl_ms = ttl_ms;
+  p.xx = xx;
+  p.parts.emplace_back(a[1]);
+  p.waiting = 1;
+  uint64_t seq = p.seq;
+  if (xx) {
+    p.value = std::move(a[2]);
+    queue_.push_back(std::move(p));
+    Send(seq, 0, GetRequest{a[1], Quorum{}, {}});
+    return;
+  }
+  PutRequest put;
+  put.key = a[1];
+  put.value = std::move(a[2]);  // values can be large
+  put.ttl_ms = ttl_ms;
+  put.if_absent = nx;
+  // An lww write keeps only the newest sibling; a plain one is blind.
+  put.quorum.lww = lww_;
+  queue_.push_back(std::move(p));
+  Send(seq, 0, std::move(put));
+}
+
+void RespSession::StartExpiry(Op op, std::vector<std::string>& a) {
+  std::string name = Upper(a[0]);
+  Pending p;
+  p.op = op;
+  p.millis = name == "PEXPIRE" || name == "PTTL";
+  if (op == Op::kExpire) {
+    if (a.size() > 3) {
+      return ImmediateError("ERR ringkv's EXPIRE takes no options (NX, XX, GT, LT)");
+    }
+    int64_t v = 0;
+    if (!ParseInt(a[2], &v)) return ImmediateError("ERR value is not an integer or out of range");
+    uint64_t unit = p.millis ? 1 : 1000;
+    if (v > 0 && static_cast<uint64_t>(v) > kMaxTtlMs / unit) {
+      return ImmediateError(
+          fmt::format("ERR invalid expire time in '{}' command", Lower(Excerpt(a[0]))));
+    }
+    p.expire_now = v <= 0;
+    p.ttl_ms = v > 0 ? static_cast<uint64_t>(v) * unit : 0;
+  }
+  std::string bad = CheckKey(a[1]);
+  if (!bad.empty()) return ImmediateError(bad);
+  p.seq = next_seq_++;
+  p.lww = lww_;
+  p.parts.emplace_back(a[1]);
+  p.waiting = 1;
+  uint64_t seq = p.seq;
+  queue_.push_back(std::move(p));
+  Send(seq, 0, GetRequest{a[1], Quorum{}, {}});
+}
+
+void RespSession::StartListing(Op op, const std::vector<std::string>& a) {
+  Pending p;
+  p.op = op;
+  std::string after;
+  uint32_t limit = kMaxListPage;
+  if (op == Op::kDbsize) {
+    if (a.size() != 1) return ImmediateError(ArityError(a[0]));
+  } else if (op == Op::kKeys) {
+    if (a.size() != 2) return ImmediateError(ArityError(a[0]));
+    p.pattern = a[1];
+  } else {
+    if (a.size() < 2) return ImmediateError(ArityError(a[0]));
+    const std::string& cursor = a[1];
+    uint64_t id = 0;
+    bool digits = !cursor.empty() && cursor.size() <= 20 &&
+                  std::all_of(cursor.begin(), cursor.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (!digits) return ImmediateError("ERR invalid cursor");
+    id = std::strtoull(cursor.c_str(), nullptr, 10);
+    if (id != 0) {
+      auto it = scan_cursors_.find(id);
+      if (it == scan_cursors_.end()) {
+        return ImmediateError(fmt::format(
+            "ERR invalid cursor (ringkv keeps the newest {} cursors of a connection; start again "
+            "with 0)",
+            kMaxScanCursors));
+      }
+      after = it->second;
+    }
+    p.pattern = "*";
+    int64_t count = 10;
+    for (size_t i = 2; i < a.size(); ++i) {
+      std::string o = Upper(a[i]);
+      if (o == "MATCH" && i + 1 < a.size()) {
+        p.pattern = a[++i];
+      } else if (o == "COUNT" && i + 1 < a.size()) {
+        if (!ParseInt(a[++i], &count)) {
+          return ImmediateError("ERR value is not an integer or out of range");
+        }
+        if (count < 1) return ImmediateError("ERR syntax error");
+      } else if (o == "TYPE" && i + 1 < a.size()) {
+        p.type_ok = Lower(a[++i]) == "string";
+      } else {
+        return ImmediateError("ERR syntax error");
+      }
+    }
+    limit = static_cast<uint32_t>(std::min<int64_t>(count, kMaxListPage));
+  }
+  p.seq = next_seq_++;
+  p.lww = lww_;
+  p.parts.emplace_back(std::string());
+  p.waiting = 1;
+  queue_.push_back(std::move(p));
+  SendListing(queue_.back(), std::move(after), limit);
+}
+
+void RespSession::SendListing(Pending& p, std::string after, uint32_t limit) {
+  ListKeysRequest req;
+  req.prefix = GlobLiteralPrefix(p.pattern);
+  req.after = std::move(after);
+  req.limit = limit;
+  req.count_only = p.op == Op::kDbsize;
+  Send(p.seq, 0, std::move(req));
+}
+
+uint64_t RespSession::NowMs() const {
+  if (options_.wall_ms) return options_.wall_ms();
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 void RespSession::StartInfo() {
   Pending p;
   p.seq = next_seq_++;
@@ -394,14 +574,28 @@ void RespSession::OnPartReply(Pending& p, size_t index, const Envelope& env) {
     }
     return FinishPart(p, part);
   }
+  if (p.op == Op::kScan || p.op == Op::kKeys || p.op == Op::kDbsize) {
+    return OnListReply(p, part, env);
+  }
   const auto* reply = std::get_if<Reply>(&env.body);
   if (reply == nullptr) {
     part.error = "ERR unexpected answer from the node";
     return FinishPart(p, part);
   }
-  if (p.op == Op::kSet || part.deleting) {
-    if (!reply->status.ok()) part.error = RespErrorFor(reply->status);
+  bool direct_put = p.op == Op::kSet || p.op == Op::kSetNx || (p.op == Op::kSetIf && !p.xx);
+  if (direct_put || part.deleting) {
+    if (reply->status.ok()) {
+      part.exists = true;
+      part.number = 1;
+    } else if (reply->status.code() == Status::Code::kConditionFailed && p.op != Op::kSet) {
+      part.exists = false;  // NX: the key has a value
+    } else {
+      part.error = RespErrorFor(reply->status);
+    }
     return FinishPart(p, part);
+  }
+  if (p.op == Op::kSetIf || p.op == Op::kExpire || p.op == Op::kPersist || p.op == Op::kTtl) {
+    return OnReadForWrite(p, index, *reply);
   }
   OnGetReply(p, part, *reply);
   if (p.op == Op::kDel && part.exists && part.error.empty()) {
@@ -413,6 +607,118 @@ void RespSession::OnPartReply(Pending& p, size_t index, const Envelope& env) {
     del.context = EncodeContext(reply->object->clock());
     Send(p.seq, index, std::move(del));
     return;
+  }
+  FinishPart(p, part);
+}
+
+void RespSession::OnReadForWrite(Pending& p, size_t index, const Reply& reply) {
+  Part& part = p.parts[index];
+  if (!reply.status.ok() && !reply.status.IsNotFound()) {
+    part.error = RespErrorFor(reply.status);
+    return FinishPart(p, part);
+  }
+  // The node left expired siblings out of its answer already.
+  const DvvSet* object = reply.status.ok() && reply.object ? &*reply.object : nullptr;
+  std::vector<const Sibling*> live;
+  if (object) live = object->LiveSiblings();
+  PutRequest write;
+  write.key = part.key;
+  write.quorum.lww = p.lww;
+  if (object) write.context = EncodeContext(object->clock());
+  if (p.op == Op::kSetIf) {  // XX: replace what was read, if anything
+    if (live.empty()) return FinishPart(p, part);
+    write.value = std::move(p.value);
+    write.ttl_ms = p.ttl_ms;
+    part.deleting = true;
+    Send(p.seq, index, std::move(write));
+    return;
+  }
+  // One value: the newest in lww mode, else the only one.
+  std::optional<Sibling> one;
+  if (object && p.lww) {
+    DvvSet newest = DvvSet::CollapseLww(*object);
+    if (!newest.siblings().empty() && !newest.siblings()[0].tombstone) one = newest.siblings()[0];
+  } else if (live.size() > 1) {
+    ++stats_->conflicts;
+    part.error = ConflictError(part.key, live.size());
+    return FinishPart(p, part);
+  } else if (live.size() == 1) {
+    one = *live[0];
+  }
+  if (!one) {
+    part.number = p.op == Op::kTtl ? -2 : 0;
+    return FinishPart(p, part);
+  }
+  if (p.op == Op::kTtl) {
+    uint64_t now = NowMs();
+    if (one->expires_ms == 0) {
+      part.number = -1;
+    } else if (one->expires_ms <= now) {
+      part.number = -2;
+    } else {
+      uint64_t left = one->expires_ms - now;
+      part.number = static_cast<int64_t>(p.millis ? left : (left + 500) / 1000);
+    }
+    return FinishPart(p, part);
+  }
+  if (p.op == Op::kPersist) {
+    if (one->expires_ms == 0) return FinishPart(p, part);  // 0: nothing to persist
+    write.persist = true;
+  } else if (p.expire_now) {
+    write.tombstone = true;  // EXPIRE with a time <= 0 deletes, as in Redis
+  } else {
+    write.ttl_ms = p.ttl_ms;
+  }
+  if (!write.tombstone) write.value = std::move(one->value);
+  part.deleting = true;
+  Send(p.seq, index, std::move(write));
+}
+
+void RespSession::OnListReply(Pending& p, Part& part, const Envelope& env) {
+  const auto* reply = std::get_if<ListKeysReply>(&env.body);
+  if (reply == nullptr) {
+    part.error = "ERR unexpected answer from the node";
+    return FinishPart(p, part);
+  }
+  if (!reply->status.ok()) {
+    part.error = RespErrorFor(reply->status);
+    return FinishPart(p, part);
+  }
+  if (!reply->missed.empty()) {
+    std::string which;
+    for (size_t i = 0; i < reply->missed.size() && i < 8; ++i) {
+      which += (i ? "," : "") + std::to_string(reply->missed[i]);
+    }
+    part.error = fmt::format(
+        "UNAVAILABLE the listing is incomplete: no live replica answered for {} partition{} "
+        "({}{})",
+        reply->missed.size(), reply->missed.size() == 1 ? "" : "s", which,
+        reply->missed.size() > 8 ? ",..." : "");
+    return FinishPart(p, part);
+  }
+  if (p.op == Op::kDbsize) {
+    part.number = static_cast<int64_t>(reply->count);
+    return FinishPart(p, part);
+  }
+  for (const std::string& key : reply->keys) {
+    if (p.type_ok && GlobMatch(p.pattern, key)) p.listed.push_back(key);
+  }
+  bool more = reply->more && !reply->keys.empty();
+  if (p.op == Op::kKeys) {
+    if (p.listed.size() > options_.max_keys_reply) {
+      part.error = fmt::format("ERR KEYS matched more than {} keys; use SCAN",
+                               options_.max_keys_reply);
+      p.listed.clear();
+      return FinishPart(p, part);
+    }
+    if (more) return SendListing(p, reply->keys.back(), kMaxListPage);
+    return FinishPart(p, part);
+  }
+  if (more) {
+    uint64_t id = next_scan_cursor_++;
+    scan_cursors_[id] = reply->keys.back();
+    while (scan_cursors_.size() > kMaxScanCursors) scan_cursors_.erase(scan_cursors_.begin());
+    p.next_cursor = std::to_string(id);
   }
   FinishPart(p, part);
 }
@@ -451,6 +757,9 @@ void RespSession::FinishPart(Pending& p, Part& part) {
   p.reply = EncodeReply(p);
   p.parts.clear();  // values can be large; only the reply is kept
   p.parts.shrink_to_fit();
+  p.listed.clear();
+  p.listed.shrink_to_fit();
+  p.value.clear();
 }
 
 std::string RespSession::EncodeReply(const Pending& p) {
@@ -490,6 +799,30 @@ std::string RespSession::EncodeReply(const Pending& p) {
       break;
     case Op::kInfo:
       AppendBulkString(&out, InfoText(p));
+      break;
+    case Op::kSetNx:
+      AppendInteger(&out, p.parts[0].exists ? 1 : 0);
+      break;
+    case Op::kSetIf:
+      if (p.parts[0].exists) {
+        AppendSimpleString(&out, "OK");
+      } else {
+        AppendNil(&out);
+      }
+      break;
+    case Op::kExpire:
+    case Op::kPersist:
+    case Op::kTtl:
+    case Op::kDbsize:
+      AppendInteger(&out, p.parts[0].number);
+      break;
+    case Op::kScan:
+      AppendArrayHeader(&out, 2);
+      AppendBulkString(&out, p.next_cursor);
+      [[fallthrough]];
+    case Op::kKeys:
+      AppendArrayHeader(&out, p.listed.size());
+      for (const std::string& k : p.listed) AppendBulkString(&out, k);
       break;
     default:  // data types
       out += p.parts[0].encoded;

@@ -22,9 +22,33 @@
 //                 an error, "-CONFLICT key 'k' has 2 siblings; ...", unless the
 //                 connection is in last-writer-wins mode, where GET returns the
 //                 sibling with the newest timestamp (nil if that is a delete).
-//  SET k v        a blind write (no causal context): concurrent with whatever
+//  SET k v [NX|XX] [EX s|PX ms]
+//                 a blind write (no causal context): concurrent with whatever
 //                 the key holds, so it adds a sibling to it. In lww mode it is
-//                 an lww write, which keeps only the newest sibling.
+//                 an lww write, which keeps only the newest sibling. EX/PX: the
+//                 value expires (a ttl). NX: a conditional write (if-absent:
+//                 the coordinating replica reads at the quorum first; not
+//                 linearizable), nil when the key has a value. XX: reads the
+//                 key and, if it has a value, writes with the read's context
+//                 (replacing what was read); nil otherwise.
+//  SETNX k v      SET k v NX, answered 1 / 0.
+//  EXPIRE k s, PEXPIRE k ms
+//                 a read, then a write of the same value with the read's
+//                 context and the new expiry (a time <= 0 deletes the key);
+//                 1, or 0 when the key has no value.
+//  PERSIST k      the same with no expiry; 0 when the key has none.
+//  TTL k, PTTL k  seconds / ms left (by this node's clock); -2 when the key
+//                 has no value, -1 when it does not expire.
+//  SCAN cursor [MATCH p] [COUNT n] [TYPE string]
+//                 a page of the default bucket's keys by coverage (node/
+//                 key_listing.h). redis-cli parses cursors as integers, so
+//                 the session keeps a table from integer cursors to listing
+//                 cursors (the last key of a page), the newest
+//                 kMaxScanCursors of them; "0" starts and ends.
+//  KEYS p         every matching key (at most max_keys_reply, else an error).
+//  DBSIZE         the live keys of the default bucket, counted by coverage.
+//  A listing that misses partitions (no live replica) is an error, since
+//  RESP cannot say "incomplete".
 //  DEL k...       reads each key, then deletes it with the context it read (a
 //                 blind delete would leave the values it did not see); answers
 //                 how many keys existed (had a value GET would not give as nil).
@@ -53,6 +77,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -78,6 +103,10 @@ struct RespOptions {
   bool lww = false;           // the mode a new connection starts in
   size_t max_pending = 1024;  // queued commands (and node requests) per connection
   size_t max_keys = 10000;    // keys of one MGET, DEL or EXISTS
+  size_t max_keys_reply = 100000;  // keys one KEYS answers (more: an error, use SCAN)
+  // The node's wall clock (ms since the epoch), for TTL and PTTL. Unset:
+  // TTL answers as if no time had passed since the write.
+  std::function<uint64_t()> wall_ms;
 };
 
 class RespSession {
@@ -112,7 +141,15 @@ class RespSession {
     kGet, kMget, kSet, kDel, kExists, kInfo,
     // Data types: one request each. kDataWrite is answered with the node's
     // integer; the others read the key (a GetRequest) and answer from it.
-    kDataWrite, kType, kSmembers, kSismember, kScard, kHget, kHgetall, kHlen, kHexists
+    kDataWrite, kType, kSmembers, kSismember, kScard, kHget, kHgetall, kHlen, kHexists,
+    kSetNx,     // SETNX: 1 / 0
+    kSetIf,     // SET ... NX / XX: OK / nil
+    kExpire,    // EXPIRE, PEXPIRE
+    kPersist,
+    kTtl,       // TTL, PTTL (Pending.millis)
+    kScan,
+    kKeys,
+    kDbsize,
   };
   // One key of a command (or one info topic), and what became of it.
   struct Part {
@@ -120,6 +157,8 @@ class RespSession {
     std::string key;
     bool done = false;
     bool deleting = false;  // DEL: the read is done, the delete is in flight
+                            // (also the write of SET XX, EXPIRE, PERSIST)
+    int64_t number = 0;     // integer answers (TTL, EXPIRE, ...)
     bool exists = false;    // GET-like: not nil
     std::string value;      // GET-like: the value; kInfo: the JSON document
     std::string error;      // non-empty: the error reply for this part
@@ -134,6 +173,17 @@ class RespSession {
     size_t waiting = 0;  // parts not done
     bool done = false;
     std::string reply;  // encoded, once done
+    // SET / EXPIRE: the expiry (ms; 0: none), and what is written.
+    uint64_t ttl_ms = 0;
+    bool expire_now = false;  // EXPIRE with a time <= 0: a delete
+    bool xx = false;          // SET XX: read first
+    std::string value;        // SET XX's value
+    bool millis = false;      // PTTL, PEXPIRE
+    // Listings (SCAN, KEYS, DBSIZE).
+    std::string pattern;
+    bool type_ok = true;      // SCAN TYPE: only "string" has keys
+    std::vector<std::string> listed;
+    std::string next_cursor = "0";
   };
 
   // Parses and dispatches buffered commands while the queue has room.
@@ -165,6 +215,16 @@ class RespSession {
   // GET and MGET of a key that holds a data type: true if it did (and set
   // the part's answer).
   bool OnDataTypeGet(Pending& p, Part& part, const DvvSet& object);
+  void StartSet(std::vector<std::string>& args, bool setnx);
+  void StartExpiry(Op op, std::vector<std::string>& args);
+  void StartListing(Op op, const std::vector<std::string>& args);
+  // Sends the next page request of a listing.
+  void SendListing(Pending& p, std::string after, uint32_t limit);
+  void OnListReply(Pending& p, Part& part, const Envelope& env);
+  // The read half of SET XX, EXPIRE, PERSIST, TTL: decides the answer or
+  // sends the write.
+  void OnReadForWrite(Pending& p, size_t index, const Reply& reply);
+  uint64_t NowMs() const;
 
   void Command(const std::vector<std::string>& args);
   void Client(const std::vector<std::string>& args);
@@ -184,6 +244,10 @@ class RespSession {
   std::map<uint64_t, std::pair<uint64_t, size_t>> in_flight_;  // request id -> (seq, part)
   std::vector<Envelope> requests_;
   std::string output_;
+  // SCAN: integer cursors handed out -> the listing cursor (a key).
+  static constexpr size_t kMaxScanCursors = 1024;
+  std::map<uint64_t, std::string> scan_cursors_;
+  uint64_t next_scan_cursor_ = 1;
 };
 
 // "UNAVAILABLE <message>", "TIMEOUT <message>", "ERR <message>": the error

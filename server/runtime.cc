@@ -398,7 +398,10 @@ struct Runtime::Impl {
   void Accept(uv_stream_t* server, Listener kind) {
     Conn* c = NewConn();
     if (kind == Listener::kResp) {
-      c->resp = std::make_unique<RespSession>(options.resp, &resp_stats);
+      RespOptions resp_options = options.resp;
+      Runtime* rt = owner;
+      resp_options.wall_ms = [rt] { return rt->WallMillis(); };  // TTL, PTTL
+      c->resp = std::make_unique<RespSession>(std::move(resp_options), &resp_stats);
       ++resp_stats.connections_accepted;
       ++resp_stats.connections_open;
     } else if (kind == Listener::kHttp) {

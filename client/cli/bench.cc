@@ -72,6 +72,7 @@ CLI::App* AddBenchOptions(CLI::App* app, BenchCliOptions* out) {
   cmd->add_option("--hosts", out->hosts,
                   "Nodes to spread the clients over, H1,H2,... (default: -H)")
       ->delimiter(',');
+  cmd->add_option("-b,--bucket", b.bucket, "Bucket of the keys (default: the bucket default)");
   cmd->add_flag("--preload", b.preload,
                 "Write every key once (blind puts) before measuring, so gets find data");
   cmd->add_option("--type", out->type,

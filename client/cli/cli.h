@@ -4,7 +4,8 @@
 //
 // Every command group lives in a file of its own (kv.cc: get, put, delete;
 // info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench;
-// datatypes.cc: counter, set, map)
+// datatypes.cc: counter, set, map; bucket.cc: bucket; keys.cc: keys;
+// experiment.cc: experiment)
 // and adds its subcommands to the app with Add...Commands(app, cli). A
 // subcommand's callback sets cli->run, which main calls after parsing.
 //
@@ -193,5 +194,7 @@ void AddInfoCommands(CLI::App* app, Cli* cli);   // status, ring, stats, preflis
 void AddBenchCommand(CLI::App* app, Cli* cli);   // bench
 void AddExperimentCommands(CLI::App* app, Cli* cli);  // experiment staleness|siblings
 void AddDataTypeCommands(CLI::App* app, Cli* cli);  // counter, set, map
+void AddBucketCommands(CLI::App* app, Cli* cli);  // bucket set, show, list
+void AddKeysCommand(CLI::App* app, Cli* cli);     // keys
 
 }  // namespace ringkv::cli

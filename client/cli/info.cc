@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "client/cli/cli.h"
+#include "core/bucket_key.h"
 
 namespace ringkv::cli {
 
@@ -108,6 +109,9 @@ void PrintStats(const json& j) {
 
 void PrintPreflist(const json& j) {
   fmt::print("key        {}\n", Field(j, "key"));
+  if (j.contains("bucket") && Field(j, "bucket") != kDefaultBucket) {
+    fmt::print("bucket     {}\n", Field(j, "bucket"));
+  }
   fmt::print("hash       {}\n", Field(j, "hash"));
   fmt::print("partition  {}\n\n", Field(j, "partition"));
   Table t({"ROLE", "NODE", "ALIVE"});
@@ -285,6 +289,7 @@ namespace {
 
 struct InfoOptions {
   std::string key;
+  std::string bucket = std::string(kDefaultBucket);
   std::string admin_node;
 };
 
@@ -305,7 +310,16 @@ void AddInfoCommands(CLI::App* app, Cli* cli) {
   topic(app->add_subcommand("stats", "The node's counters and latency percentiles"), "stats", false);
   auto* preflist = app->add_subcommand("preflist", "Where a key lives: partition, hash, replicas");
   preflist->add_option("KEY", o->key, "The key")->required();
-  topic(preflist, "preflist", true);
+  preflist->add_option("-b,--bucket", o->bucket, "Bucket of the key")->capture_default_str();
+  preflist->callback([cli, g, o] {
+    cli->run = [g, o] {
+      // The node places the internal key (core/bucket_key.h).
+      auto key = InternalKey(o->bucket, o->key);
+      if (!key.ok()) return Fail(*g, key.status());
+      return RunInfo(*g, "preflist", *key);
+    };
+  });
+  cli->commands.push_back(preflist);
   topic(app->add_subcommand(
             "hints", "Hinted handoff on the node: writes held for down nodes, per target, and replays"),
         "hints", false);

@@ -69,7 +69,7 @@ void SimNode::Reply(ClientId client, Envelope env) {
 uint64_t SimNode::NowMicros() { return world_->now_us_; }
 
 uint64_t SimNode::WallMillis() {
-  int64_t ms = static_cast<int64_t>(1'700'000'000'000ull + world_->now_us_ / 1000) + skew_ms_;
+  int64_t ms = static_cast<int64_t>(world_->wall_ms()) + skew_ms_;
   return ms < 0 ? 0 : static_cast<uint64_t>(ms);
 }
 

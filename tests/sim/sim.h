@@ -107,6 +107,10 @@ class World {
         NetworkConfig net = {});
 
   uint64_t now_us() const { return now_us_; }
+  // The wall clock without any node's skew (what SimNode::WallMillis adds
+  // its skew to): ms since the epoch.
+  uint64_t wall_ms() const { return kWallEpochMs + now_us_ / 1000; }
+  static constexpr uint64_t kWallEpochMs = 1'700'000'000'000ull;
   std::mt19937_64& rng() { return rng_; }
   NetworkConfig& network() { return net_; }
   SimNode& node(int i) { return *nodes_.at(i - 1); }  // 1-based

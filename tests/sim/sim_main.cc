@@ -45,6 +45,11 @@ std::string Counts(const ScheduleResult& r) {
     s += fmt::format(", {} counters outside [acknowledged, attempted]", r.counters_out_of_bounds);
   if (r.dt_adds_lost) s += fmt::format(", {} acknowledged set adds lost", r.dt_adds_lost);
   if (r.dt_members_back) s += fmt::format(", {} removed members back", r.dt_members_back);
+  if (r.buckets_diverged) s += ", bucket properties diverged";
+  if (r.expired_returned) s += fmt::format(", {} expired values returned", r.expired_returned);
+  if (r.listing_errors) s += fmt::format(", {} bad listing pages", r.listing_errors);
+  if (r.final_listings_wrong)
+    s += fmt::format(", {} final listings wrong", r.final_listings_wrong);
   if (!r.exception.empty()) s += ", exception: " + r.exception;
   return s;
 }
@@ -121,6 +126,9 @@ int main(int argc, char** argv) {
   ScheduleResult sum;
   uint64_t failing = 0, exceptions = 0, deletes_acked = 0, faults = 0, sim_ms = 0, messages = 0;
   uint64_t ops = 0, ops_failed = 0, adds_attempted = 0;
+  uint64_t bucket_changes = 0, buckets_diverged = 0, ttl_acked = 0, ttl_expiring = 0;
+  uint64_t expired_returned = 0, expired_reaped = 0, listings = 0, listing_errors = 0;
+  uint64_t listings_wrong = 0;
   std::vector<uint64_t> converge;
   for (const ScheduleResult& r : results) {
     if (trace) {
@@ -167,6 +175,15 @@ int main(int argc, char** argv) {
     ops_failed += r.client_ops_failed;
     adds_attempted += r.adds_attempted;
     converge.push_back(r.converge_ms);
+    bucket_changes += r.bucket_changes_acked;
+    buckets_diverged += r.buckets_diverged;
+    ttl_acked += r.ttl_writes_acked;
+    ttl_expiring += r.ttl_expiring_acked;
+    expired_returned += r.expired_returned;
+    expired_reaped += r.expired_reaped;
+    listings += r.listings;
+    listing_errors += r.listing_errors;
+    listings_wrong += r.final_listings_wrong;
   }
   std::sort(converge.begin(), converge.end());
   uint64_t converge_median = converge.empty() ? 0 : converge[converge.size() / 2];
@@ -202,6 +219,13 @@ int main(int argc, char** argv) {
       "members back\n",
       name, sum.counter_acked, sum.counter_attempted, sum.counters_out_of_bounds, sum.dt_adds_acked,
       sum.dt_adds_attempted, sum.dt_adds_lost, sum.dt_members_back);
+  fmt::print(
+      "[figure] {}: buckets, TTL, listings: {} bucket property changes acknowledged, {} "
+      "schedules with properties not converged; {} ttl-bucket writes acknowledged ({} with an "
+      "expiry), {} expired values returned, {} expired objects reaped; {} listing pages during "
+      "faults, {} bad; {} final listings wrong\n",
+      name, bucket_changes, buckets_diverged, ttl_acked, ttl_expiring, expired_returned,
+      expired_reaped, listings, listing_errors, listings_wrong);
   std::fflush(stdout);
 
   if (expect_loss) {

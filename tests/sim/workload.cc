@@ -13,7 +13,11 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <nlohmann/json.hpp>
+
+#include "core/bucket_key.h"
 #include "core/codec.h"
+#include "core/expiry.h"
 #include "sim/sim.h"
 
 namespace ringkv::sim {
@@ -25,6 +29,14 @@ constexpr uint64_t kMaxThinkUs = 400'000;         // pause between a client's op
 constexpr uint64_t kMinQuietMs = 20'000;          // quiet time before the first check
 constexpr uint64_t kQuietStepMs = 5'000;
 constexpr size_t kMaxProblems = 12;
+// The largest clock skew a fault sets is 30 s either way: a value may be
+// read up to that long after its expiry (by a node whose clock is behind).
+constexpr uint64_t kSkewMarginMs = 31'000;
+// Longest ttl a client or the bucket gives: every expiry is past the margin
+// this long after the clients stop.
+constexpr uint64_t kMaxTtlSeenMs = 20'000;
+constexpr const char* kTtlBucket = "ttl";
+constexpr const char* kCfgBucket = "cfg";
 
 uint64_t SplitMix(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -73,6 +85,19 @@ struct RegisterOp {
   bool acked = false;
   std::optional<Dot> dot;  // acked puts: the dot the write got
   VersionVector context;   // deletes: the context the delete carried
+};
+
+// One write of the TTL workload (bucket "ttl").
+struct TtlOp {
+  bool del = false;
+  std::string value;
+  bool has_context = false;
+  VersionVector context;  // the read this write (or delete) carried
+  bool done = false;
+  bool acked = false;
+  std::optional<Dot> dot;   // acked puts
+  uint64_t expires_ms = 0;  // acked puts: the expiry the coordinator set (0: none)
+  uint64_t issued_us = 0;
 };
 
 class Schedule {
@@ -137,20 +162,30 @@ class Schedule {
     for (int k = 0; k < o_.dtset_keys; ++k) dtset_keys_.push_back(fmt::format("dset-{}", k));
     for (int c = 0; c < o_.counter_clients; ++c) Next([this] { CounterStep(); });
     for (int c = 0; c < o_.dtset_clients; ++c) Next([this] { DataSetStep(); });
+    for (int c = 0; c < 2; ++c) Next([this] { TtlStep(); });
+    Next([this] { ConfigStep(); });
+    Next([this] { ListStep(); });
     world_->Schedule(1'000'000 + fault_rng_() % 2'000'000, [this] { NextFault(); });
     world_->RunFor(fault_phase_us / 1000);
 
     HealAll();
     uint64_t quiet_start = world_->now_us();
+    // Every value written with a ttl is past its expiry by the skew margin
+    // at the checks, so nodes agree on what is expired whatever their clocks.
+    uint64_t expiries_past_us = world_->now_us() + (kMaxTtlSeenMs + 2 * kSkewMarginMs) * 1000;
     world_->RunFor(kMinQuietMs);
-    while (!Converged() && world_->now_us() - quiet_start < o_.max_quiet_ms * 1000) {
+    while ((!Converged() || world_->now_us() < expiries_past_us) &&
+           world_->now_us() - quiet_start < o_.max_quiet_ms * 1000) {
       world_->RunFor(kQuietStepMs);
     }
     r_.converge_ms = (world_->now_us() - quiet_start) / 1000;
     Check();
     r_.tombstones_reaped = tombstones_reaped_before_crashes_;
+    r_.expired_reaped = expired_reaped_before_crashes_;
     for (int i = 1; i <= world_->size(); ++i) {
-      if (world_->node(i).up()) r_.tombstones_reaped += world_->node(i).node()->reaper().stats().erased;
+      if (!world_->node(i).up()) continue;
+      r_.tombstones_reaped += world_->node(i).node()->reaper().stats().erased;
+      r_.expired_reaped += world_->node(i).node()->reaper().stats().expired_erased;
     }
     r_.messages = world_->messages_delivered();
     r_.simulated_ms = (world_->now_us() - start_us_) / 1000;
@@ -174,6 +209,14 @@ class Schedule {
     for (const auto& key : AllKeys()) {
       if (!PrimariesAgree(key, nullptr)) return false;
     }
+    for (const auto& key : ttl_keys_) {
+      if (!PrimariesAgree(TtlInternal(key), nullptr)) return false;
+    }
+    for (int i = 2; i <= world_->size(); ++i) {
+      if (world_->node(i).node()->buckets().Entries() != world_->node(1).node()->buckets().Entries()) {
+        return false;
+      }
+    }
     return true;
   }
 
@@ -185,6 +228,27 @@ class Schedule {
 
   // Sends body to a random node; done gets the reply, or nullopt when the
   // client gave up waiting (the outcome is unknown).
+  // Any request; done gets the answer (a Reply with an error when the node
+  // was down), or nullopt when the client gave up.
+  void IssueAny(Body body, std::function<void(std::optional<Envelope>)> done) {
+    ++r_.client_ops;
+    ++pending_ops_;
+    int via = 1 + static_cast<int>(client_rng_() % static_cast<uint64_t>(world_->size()));
+    auto slot = std::make_shared<std::function<void(std::optional<Envelope>)>>(std::move(done));
+    auto finish = [this, slot](std::optional<Envelope> env) {
+      if (!*slot) return;
+      auto fn = std::move(*slot);
+      *slot = nullptr;
+      --pending_ops_;
+      fn(std::move(env));
+    };
+    ClientId id = world_->Request(via, std::move(body), [finish](Envelope e) { finish(std::move(e)); });
+    world_->Schedule(kClientTimeoutUs, [this, id, finish] {
+      world_->Abandon(id);
+      finish(std::nullopt);
+    });
+  }
+
   void Issue(Body body, std::function<void(std::optional<Reply>)> done) {
     IssueFor<Reply>(std::move(body), std::move(done));
   }
@@ -408,6 +472,235 @@ class Schedule {
     });
   }
 
+  // ---- TTL workload (bucket "ttl") -----------------------------------------
+
+  static std::string TtlInternal(const std::string& key) { return *InternalKey(kTtlBucket, key); }
+
+  // A read must not return a value expired longer ago than any clock skew.
+  void CheckNotExpired(const std::string& key, const std::optional<DvvSet>& object,
+                       const std::string& where) {
+    if (!object) return;
+    uint64_t now = world_->wall_ms();
+    for (const Sibling* s : object->LiveSiblings()) {
+      if (s->expires_ms != 0 && s->expires_ms + kSkewMarginMs <= now) {
+        ++r_.expired_returned;
+        Problem(fmt::format("{}: {} returned {} (dot {}) {} ms after its expiry", key, where,
+                            Brief(s->value, 40), s->dot.ToString(), now - s->expires_ms));
+      }
+    }
+  }
+
+  // Blind writes (with their own ttl, the bucket's, or none), replacements
+  // with a read's context and a ttl, and deletes with a read's context.
+  void TtlStep() {
+    if (!clients_running_) return;
+    uint64_t since_start_ms = (world_->now_us() - start_us_) / 1000;
+    // Keys t-W-0..2 get every kind of write; t-W-3 only values with their
+    // own ttl (and deletes), so once its window closes it must never be
+    // read or listed again, on any replica.
+    uint64_t k = client_rng_() % 4;
+    std::string key = fmt::format("t-{}-{}", since_start_ms / 10'000, k);
+    if (ttl_ops_.try_emplace(key).second) ttl_keys_.push_back(key);
+    uint64_t choice = client_rng_() % 10;
+    uint64_t ttl_ms = 0;
+    bool persist = false;
+    switch (k == 3 ? 0 : client_rng_() % 3) {
+      case 0: ttl_ms = 1000 + client_rng_() % 7000; break;
+      case 1: break;  // the bucket's default, whatever it is now
+      default: persist = true;
+    }
+    if (choice < 4) {
+      PutRequest put;
+      put.bucket = kTtlBucket;
+      put.key = key;
+      put.value = fmt::format("t{}", next_element_++);
+      put.ttl_ms = ttl_ms;
+      put.persist = persist;
+      TtlOp op;
+      op.value = put.value;
+      IssueTtlWrite(key, std::move(put), std::move(op));
+      return;
+    }
+    Issue(GetRequest{key, {}, kTtlBucket}, [this, key, choice, ttl_ms](std::optional<Reply> got) {
+      if (!got || !(got->status.ok() || got->status.IsNotFound())) {
+        Next([this] { TtlStep(); });
+        return;
+      }
+      CheckNotExpired(key, got->object, "a read");
+      PutRequest put;
+      put.bucket = kTtlBucket;
+      put.key = key;
+      TtlOp op;
+      if (got->object) {
+        op.has_context = true;
+        op.context = got->object->clock();
+        put.context = EncodeContext(op.context);
+      }
+      if (choice < 8) {
+        put.value = fmt::format("t{}", next_element_++);
+        put.ttl_ms = ttl_ms;
+        op.value = put.value;
+      } else {
+        put.tombstone = true;
+        op.del = true;
+      }
+      IssueTtlWrite(key, std::move(put), std::move(op));
+    });
+  }
+
+  void IssueTtlWrite(const std::string& key, PutRequest put, TtlOp op) {
+    op.issued_us = world_->now_us();
+    auto& ops = ttl_ops_[key];
+    ops.push_back(std::move(op));
+    size_t index = ops.size() - 1;
+    Issue(std::move(put), [this, key, index](std::optional<Reply> r) {
+      TtlOp& op = ttl_ops_[key][index];
+      op.done = true;
+      if (r && r->status.ok()) {
+        op.acked = true;
+        ++r_.ttl_writes_acked;
+        if (!op.del) {
+          CheckAck(key, op.value, *r);
+          op.dot = r->dot;
+          const Sibling* mine = r->object && r->dot ? r->object->FindSibling(*r->dot) : nullptr;
+          op.expires_ms = mine ? mine->expires_ms : 0;
+          if (op.expires_ms != 0) ++r_.ttl_expiring_acked;
+        }
+      }
+      if (o_.trace) {
+        Trace(fmt::format("ttl {} {}{}: {}", op.del ? "delete" : "put", key,
+                          op.del ? "" : " " + op.value, Outcome(r)));
+      }
+      Next([this] { TtlStep(); });
+    });
+  }
+
+  // True iff no replica could have held a live value of a ttl-bucket key
+  // from virtual time t_us until now: every write issued to it so far was
+  // answered, and each was a delete or a value that had expired by more
+  // than the skew margin at t_us. (A key that once held a value without
+  // expiry may still be live on a replica that missed its delete, so it is
+  // not judged.) Called when a listing started at t_us answers: a write
+  // issued since could have landed before the scan, so it counts too.
+  bool NeverLiveSince(const std::string& key, uint64_t t_us) {
+    const std::vector<TtlOp>& ops = ttl_ops_[key];
+    uint64_t wall = World::kWallEpochMs + t_us / 1000;
+    for (const TtlOp& op : ops) {
+      if (!op.done || !op.acked) return false;
+      if (op.del) continue;
+      if (op.expires_ms == 0 || op.expires_ms + kSkewMarginMs > wall) return false;
+    }
+    return !ops.empty();
+  }
+
+  // ---- bucket properties ----------------------------------------------------
+
+  void ConfigStep() {
+    if (!clients_running_) return;
+    bool ttl = client_rng_() % 2 == 0;
+    nlohmann::json change = {{"name", ttl ? kTtlBucket : kCfgBucket}};
+    if (ttl) {
+      static constexpr uint64_t kTtls[] = {0, 3, 10, 20};
+      change["ttl"] = kTtls[client_rng_() % 4];
+      if (client_rng_() % 2) change["r"] = client_rng_() % 3;
+      if (client_rng_() % 2) change["w"] = client_rng_() % 3;
+      if (client_rng_() % 2) change["max_siblings"] = 50 + client_rng_() % 150;
+    } else {
+      static constexpr const char* kModes[] = {"sloppy", "strict", "default"};
+      change["r"] = client_rng_() % 4;
+      change["w"] = client_rng_() % 4;
+      change["mode"] = kModes[client_rng_() % 3];
+      change["warn_siblings"] = 1 + client_rng_() % 50;
+    }
+    std::string text = change.dump();
+    IssueAny(InfoRequest{"bucket-set", text}, [this, text](std::optional<Envelope> env) {
+      const InfoReply* reply = env ? std::get_if<InfoReply>(&env->body) : nullptr;
+      if (reply == nullptr || !reply->status.ok()) {
+        ++r_.client_ops_failed;
+      } else {
+        ++r_.bucket_changes_acked;
+        nlohmann::json j = nlohmann::json::parse(reply->json, nullptr, false);
+        BucketEntry e;
+        e.name = j.value("name", "");
+        e.changed_ms = j.value("changed_ms", uint64_t{0});
+        e.changed_by = j.value("changed_by", "");
+        BucketEntry& newest = acked_config_[e.name];
+        if (newest.name.empty() || Buckets::Newer(e, newest)) newest = e;
+      }
+      if (o_.trace) Trace(fmt::format("bucket-set {}: {}", text, reply ? reply->status.ToString() : "no answer"));
+      world_->Schedule(2'000'000 + client_rng_() % 6'000'000, [this] { ConfigStep(); });
+    });
+  }
+
+  // ---- listings -------------------------------------------------------------
+
+  // A few pages of the default or the "ttl" bucket, each checked: in order,
+  // after the cursor, within the prefix, only keys some client wrote there.
+  void ListStep() {
+    if (!clients_running_) return;
+    bool ttl = client_rng_() % 3 != 0;
+    std::string prefix;
+    switch (client_rng_() % 3) {
+      case 0: break;
+      case 1: prefix = ttl ? "t-" : "reg-"; break;
+      default: prefix = ttl ? fmt::format("t-{}", client_rng_() % 10) : "set-";
+    }
+    ListPage(ttl ? kTtlBucket : "", prefix, "", 1 + static_cast<uint32_t>(client_rng_() % 6), 0);
+  }
+
+  void ListPage(std::string bucket, std::string prefix, std::string after, uint32_t limit,
+                int pages) {
+    ListKeysRequest req;
+    req.bucket = bucket;
+    req.prefix = prefix;
+    req.after = after;
+    req.limit = limit;
+    req.timeout_ms = 2000;  // as the quorum requests: a silent replica is replaced soon
+    uint64_t issued_us = world_->now_us();
+    IssueAny(req, [this, bucket, prefix, after, limit, pages, issued_us](std::optional<Envelope> env) {
+      const ListKeysReply* page = env ? std::get_if<ListKeysReply>(&env->body) : nullptr;
+      if (page == nullptr || !page->status.ok()) {
+        ++r_.client_ops_failed;
+        world_->Schedule(500'000 + client_rng_() % 2'000'000, [this] { ListStep(); });
+        return;
+      }
+      ++r_.listings;
+      std::string previous = after;
+      bool first = after.empty();
+      for (const std::string& key : page->keys) {
+        std::string why;
+        if (!first && key <= previous) why = fmt::format("not after {}", previous);
+        if (!key.starts_with(prefix)) why = "outside the prefix " + prefix;
+        bool known = bucket.empty() ? (registers_.contains(key) ||
+                                       std::count(set_keys_.begin(), set_keys_.end(), key) > 0)
+                                    : ttl_ops_.contains(key);
+        if (!known) why = "never written to this bucket";
+        if (known && !bucket.empty() && NeverLiveSince(key, issued_us)) {
+          std::string expiries;
+          for (const TtlOp& op : ttl_ops_[key]) {
+            if (!op.del) expiries += fmt::format(" {}", op.expires_ms);
+          }
+          why = fmt::format(
+              "every value it ever had expired (by more than any skew) before the listing at {} "
+              "(expiries:{})",
+              World::kWallEpochMs + issued_us / 1000, expiries);
+        }
+        if (!why.empty()) {
+          ++r_.listing_errors;
+          Problem(fmt::format("listing of bucket '{}' (prefix '{}', after '{}') gave {}: {}",
+                              bucket, prefix, after, key, why));
+        }
+        previous = key;
+        first = false;
+      }
+      if (page->more && !page->keys.empty() && pages < 4 && clients_running_) {
+        ListPage(bucket, prefix, page->keys.back(), limit, pages + 1);
+        return;
+      }
+      world_->Schedule(500'000 + client_rng_() % 2'000'000, [this] { ListStep(); });
+    });
+  }
+
   // A put's answer carries the object as written and the write's dot: the
   // sibling with that dot must hold what this client wrote. If not, the
   // answer belonged to some other write (a reply matched to the wrong
@@ -566,6 +859,8 @@ class Schedule {
           break;
         }
         tombstones_reaped_before_crashes_ += world_->node(victim).node()->reaper().stats().erased;
+        expired_reaped_before_crashes_ +=
+            world_->node(victim).node()->reaper().stats().expired_erased;
         world_->node(victim).Crash();
         Trace(fmt::format("crash n{} for {} ms", victim, duration_us / 1000));
         Later(duration_us, [this, victim] { world_->node(victim).Restart(); });
@@ -652,8 +947,12 @@ class Schedule {
 
   bool PrimariesAgree(const std::string& key, std::string* why) {
     auto copies = Copies(key);
-    // Deleted either way: a tombstone waiting for the reaper, or reaped.
-    auto gone = [](const std::optional<DvvSet>& o) { return !o || o->IsDeleted(); };
+    // Deleted either way: a tombstone (or an expired value) waiting for the
+    // reaper, or reaped.
+    uint64_t now = world_->wall_ms();
+    auto gone = [now](const std::optional<DvvSet>& o) {
+      return !o || o->IsDeleted() || DeadSince(*o, now - kSkewMarginMs) != 0;
+    };
     for (size_t i = 1; i < copies.size(); ++i) {
       if (copies[i].second == copies[0].second) continue;
       if (gone(copies[i].second) && gone(copies[0].second)) continue;
@@ -670,21 +969,24 @@ class Schedule {
   }
 
   // An r=3 read of key after healing (nullopt: the read failed).
-  std::optional<Reply> FinalRead(const std::string& key) {
+  // Also notes, for the final listings, whether the key read as live.
+  std::optional<Reply> FinalRead(const std::string& key, const std::string& bucket = "") {
     Quorum q;
     q.n = 3;
     q.r = 3;
     q.mode = Mode::kStrict;
     q.timeout_ms = 5000;
     int via = 1 + static_cast<int>(final_reads_++ % static_cast<uint64_t>(world_->size()));
-    auto env = world_->Call(via, GetRequest{key, q}, 20000);
+    auto env = world_->Call(via, GetRequest{key, q, bucket}, 20000);
     Reply* reply = env ? std::get_if<Reply>(&env->body) : nullptr;
     if (reply == nullptr || !(reply->status.ok() || reply->status.IsNotFound())) {
       ++r_.final_read_failures;
       Problem(fmt::format("final r=3 read of {} via n{} failed: {}", key, via,
                           reply ? reply->status.ToString() : std::string("no answer")));
+      final_unknown_[bucket].insert(key);
       return std::nullopt;
     }
+    if (reply->status.ok()) final_live_[bucket].insert(key);
     return *reply;
   }
 
@@ -717,10 +1019,20 @@ class Schedule {
         Problem("replicas differ: " + why);
       }
     }
+    for (const auto& key : ttl_keys_) {
+      std::string why;
+      if (!PrimariesAgree(TtlInternal(key), &why)) {
+        ++r_.replicas_differing;
+        Problem("replicas differ: " + why);
+      }
+    }
     for (const auto& key : set_keys_) CheckSet(key);
     for (const auto& key : register_keys_) CheckRegister(key);
     for (const auto& key : counter_keys_) CheckCounter(key);
     for (const auto& key : dtset_keys_) CheckDataSet(key);
+    for (const auto& key : ttl_keys_) CheckTtl(key);
+    CheckListings();
+    CheckBuckets();
   }
 
   // What the primaries store and an r=3 read answer for a data-type key:
@@ -806,6 +1118,125 @@ class Schedule {
     }
     r_.dt_adds_lost += lost.size();
     r_.dt_members_back += back.size();
+  }
+
+  void CheckTtl(const std::string& key) {
+    const std::vector<TtlOp>& ops = ttl_ops_[key];
+    uint64_t now = world_->wall_ms();
+    std::vector<std::pair<std::string, std::optional<DvvSet>>> views;
+    for (auto& [id, copy] : Copies(TtlInternal(key))) views.emplace_back(id + "'s store", std::move(copy));
+    if (auto reply = FinalRead(key, kTtlBucket)) {
+      CheckNotExpired(key, reply->object, "the final r=3 read");
+      views.emplace_back("an r=3 read", reply->object);
+    }
+    // Live for every node whatever its skew: every expiry is long past.
+    auto live = [now](const Sibling& s) { return IsLive(s, now - kSkewMarginMs); };
+    // 1. What an acknowledged write's context covered never lives again,
+    //    whether that write was a delete or a value that has since expired.
+    bool resurrected = false;
+    for (const TtlOp& w : ops) {
+      if (!w.acked || !w.has_context) continue;
+      for (const auto& [where, object] : views) {
+        if (!object) continue;
+        for (const Sibling& s : object->siblings()) {
+          if (live(s) && w.context.Covers(s.dot)) {
+            resurrected = true;
+            Problem(fmt::format("{}: value {} with dot {} is live on {} though an acknowledged "
+                                "{} with context {} covered it",
+                                key, Brief(s.value, 40), s.dot.ToString(), where,
+                                w.del ? "delete" : "write", w.context.ToString()));
+          }
+        }
+      }
+    }
+    if (resurrected) ++r_.resurrections;
+    // 2. An acknowledged value without expiry that no write issued after it
+    //    could have covered is on every primary and in the read.
+    for (size_t i = 0; i < ops.size(); ++i) {
+      const TtlOp& p = ops[i];
+      if (p.del || !p.acked || !p.dot || p.expires_ms != 0) continue;
+      bool covered = false;
+      for (size_t j = i + 1; j < ops.size(); ++j) {
+        covered = covered || (ops[j].has_context && ops[j].context.Covers(*p.dot));
+      }
+      if (covered) continue;
+      for (const auto& [where, object] : views) {
+        const Sibling* s = object ? object->FindSibling(*p.dot) : nullptr;
+        if (s != nullptr && live(*s)) continue;
+        ++r_.puts_lost;
+        Problem(fmt::format("{}: acknowledged ttl-bucket put {} with dot {} is missing on {}: {}",
+                            key, p.value, p.dot->ToString(), where,
+                            object ? Brief(object->ToString()) : std::string("(none)")));
+      }
+    }
+  }
+
+  // After healing, a listing of each bucket is complete and holds exactly
+  // the keys the final reads found live.
+  void CheckListings() {
+    for (const std::string bucket : {std::string(), std::string(kTtlBucket)}) {
+      std::set<std::string> listed;
+      std::string after;
+      int via = 1 + static_cast<int>(final_reads_++ % static_cast<uint64_t>(world_->size()));
+      bool failed = false;
+      for (int pages = 0; pages < 10000; ++pages) {
+        ListKeysRequest req;
+        req.bucket = bucket;
+        req.after = after;
+        req.limit = 37;
+        auto env = world_->Call(via, req, 30000);
+        const ListKeysReply* page = env ? std::get_if<ListKeysReply>(&env->body) : nullptr;
+        if (page == nullptr || !page->status.ok() || !page->missed.empty()) {
+          ++r_.final_listings_wrong;
+          Problem(fmt::format("final listing of bucket '{}' via n{} failed or missed partitions",
+                              bucket, via));
+          failed = true;
+          break;
+        }
+        listed.insert(page->keys.begin(), page->keys.end());
+        if (!page->more || page->keys.empty()) break;
+        after = page->keys.back();
+      }
+      if (failed) continue;
+      const std::set<std::string>& unknown = final_unknown_[bucket];
+      std::vector<std::string> extra, missing;
+      for (const auto& k : listed) {
+        if (!final_live_[bucket].contains(k) && !unknown.contains(k)) extra.push_back(k);
+      }
+      for (const auto& k : final_live_[bucket]) {
+        if (!listed.contains(k)) missing.push_back(k);
+      }
+      if (!extra.empty() || !missing.empty()) {
+        ++r_.final_listings_wrong;
+        Problem(fmt::format(
+            "final listing of bucket '{}' via n{}: {} deleted or expired keys listed (first: {}), "
+            "{} live keys missing (first: {})",
+            bucket, via, extra.size(), extra.empty() ? "-" : extra[0], missing.size(),
+            missing.empty() ? "-" : missing[0]));
+      }
+    }
+  }
+
+  // Every node holds the same bucket entries, none older than an
+  // acknowledged change.
+  void CheckBuckets() {
+    std::vector<BucketEntry> ref = world_->node(1).node()->buckets().Entries();
+    bool diverged = false;
+    for (int i = 2; i <= world_->size(); ++i) {
+      if (world_->node(i).node()->buckets().Entries() != ref) {
+        diverged = true;
+        Problem(fmt::format("{} holds other bucket properties than n1", world_->node(i).id()));
+      }
+    }
+    for (const auto& [name, acked] : acked_config_) {
+      const BucketEntry* now = world_->node(1).node()->buckets().Find(name);
+      if (now == nullptr || Buckets::Newer(acked, *now)) {
+        diverged = true;
+        Problem(fmt::format("bucket {}: the change acknowledged at {} by {} was lost", name,
+                            acked.changed_ms, acked.changed_by));
+      }
+    }
+    r_.buckets_diverged += diverged;
   }
 
   void CheckSet(const std::string& key) {
@@ -947,6 +1378,13 @@ class Schedule {
   uint64_t final_reads_ = 0;
   uint64_t next_client_trace_ = 1;
   uint64_t tombstones_reaped_before_crashes_ = 0;
+  uint64_t expired_reaped_before_crashes_ = 0;
+  std::map<std::string, std::vector<TtlOp>> ttl_ops_;
+  std::vector<std::string> ttl_keys_;
+  std::map<std::string, BucketEntry> acked_config_;  // newest acknowledged change per bucket
+  // Final reads by bucket: keys found live, keys whose read failed.
+  std::map<std::string, std::set<std::string>> final_live_;
+  std::map<std::string, std::set<std::string>> final_unknown_;
   std::vector<std::string> set_keys_;
   std::vector<std::string> register_keys_;
   std::map<std::string, std::set<uint64_t>> acked_;

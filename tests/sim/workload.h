@@ -42,6 +42,26 @@
 //    acknowledged add is present unless a remove that may have seen it was
 //    made (one that answered 0 saw nothing); an element a remove answered 1
 //    for is absent (no resurrection); nothing else appears.
+//  - buckets: a config client changes properties of two buckets ("ttl":
+//    its default ttl, r, w, max_siblings; "cfg": r, w, mode, warn level)
+//    through random nodes. After healing every node must hold the same
+//    bucket entries, none older than an acknowledged change.
+//  - TTL: in the bucket "ttl", clients write values with and without a ttl
+//    (own, the bucket's, or persist), replace them with the context of a
+//    read and a ttl, and delete them. No read may return a value expired by
+//    more than the largest clock skew (30 s) plus a second; no live sibling
+//    may carry a dot an acknowledged write's context covered (an expired
+//    value must not let what it replaced come back, even after the reaper
+//    erased it); an acknowledged value without expiry that no later write
+//    could have covered is never lost. Expired objects and tombstones count
+//    as the same for replica agreement (which one a primary holds depends
+//    on whether the reaper got to it).
+//  - listings: a client lists the default and "ttl" buckets in small pages
+//    while faults go on; every page must be in key order, after the cursor,
+//    within the prefix, and hold only keys some client wrote to that bucket.
+//    After healing (and once every expiry is past the skew), a listing of
+//    each bucket must be complete and equal the keys the final reads found
+//    live: no deleted or expired key, no live key missing.
 //
 // Everything follows from the seed, so a failing schedule replays exactly
 // with ReplayCommand(). One schedule owns its World: separate schedules may
@@ -109,6 +129,15 @@ struct ScheduleResult {
   uint64_t dt_adds_acked = 0;
   uint64_t dt_adds_lost = 0;         // acknowledged, no remove could have seen them, missing
   uint64_t dt_members_back = 0;      // removed by a remove that held them, yet present
+  uint64_t bucket_changes_acked = 0;  // bucket-set answered ok
+  uint64_t buckets_diverged = 0;      // nodes whose bucket entries differ after healing
+  uint64_t ttl_writes_acked = 0;
+  uint64_t ttl_expiring_acked = 0;    // of those, values with an expiry
+  uint64_t expired_returned = 0;      // reads that returned a value long expired
+  uint64_t expired_reaped = 0;        // objects of expired values erased, all nodes
+  uint64_t listings = 0;              // listing pages answered during the faults
+  uint64_t listing_errors = 0;        // pages out of order, outside prefix/bucket, phantom keys
+  uint64_t final_listings_wrong = 0;  // buckets whose final listing differed from the reads
   std::string exception;             // the run threw (codec failure, ...)
 
   uint64_t faults = 0;
@@ -126,8 +155,8 @@ struct ScheduleResult {
     return adds_lost == 0 && phantom_elements == 0 && replicas_differing == 0 && hints_left == 0 &&
            resurrections == 0 && puts_lost == 0 && final_read_failures == 0 &&
            acks_mismatched == 0 && counters_out_of_bounds == 0 && dt_adds_lost == 0 &&
-           dt_members_back == 0 &&
-           exception.empty();
+           dt_members_back == 0 && buckets_diverged == 0 && expired_returned == 0 &&
+           listing_errors == 0 && final_listings_wrong == 0 && exception.empty();
   }
 };
 

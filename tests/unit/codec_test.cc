@@ -8,6 +8,7 @@
 
 #include "core/codec.h"
 #include "core/histogram.h"
+#include "core/limits.h"
 #include "report.h"
 
 using namespace ringkv;
@@ -51,6 +52,15 @@ std::vector<Body> AllBodies() {
                                     ReapVerdict::kNewer, ReapVerdict::kBusy}},
       Reap{{{"a", SampleTombstone()}}},
       ReapAck{Status::OK(), 3},
+      GetRequest{"key", q, "users"},
+      PutRequest{"key", "v", false, "", q, false, "users", 60000, true, true, false},
+      Reply{Status::OK(), SampleObject(), std::nullopt, 25},
+      GossipPush{64, 3, {m}, {BucketEntry{"users", 1234, "n2", {3, 1, 2, 0, 1, Mode::kStrict, true, 50, 10, 3600}}}},
+      GossipAck{64, 3, {m}, {BucketEntry{"b", 1, "n1", {}}}},
+      ListKeysRequest{"users", "pre", "after", 500, false, 3000},
+      ListKeysReply{Status::OK(), {"a", "b", std::string("\x00\x01", 2)}, true, {3, 7}, 0},
+      PartitionKeysRequest{{1, 2, 3}, "users", "p", "a", 100, true},
+      PartitionKeysReply{Status::OK(), {"k1", "k2"}, true, 12},
   };
 }
 
@@ -68,6 +78,39 @@ TEST_CASE("codec: every message type survives a round trip unchanged") {
     // Re-encoding the decoded message gives the same bytes.
     CHECK(EncodeEnvelope(*decoded) == EncodeEnvelope(env));
   }
+}
+
+TEST_CASE("codec: new request fields survive, and bad buckets and listings are refused") {
+  PutRequest put{"key", "v", false, "", {}, false, "users", 60000, true, true, false};
+  auto back = DecodeEnvelope(EncodeEnvelope(Envelope{1, {}, {}, put}));
+  REQUIRE(back.ok());
+  const auto& p = std::get<PutRequest>(back->body);
+  CHECK(p.bucket == "users");
+  CHECK(p.ttl_ms == 60000);
+  CHECK(p.persist);
+  CHECK(p.if_absent);
+  CHECK_FALSE(p.if_unchanged);
+  auto refused = [](Body body) { return !DecodeEnvelope(EncodeEnvelope(Envelope{1, {}, {}, body})).ok(); };
+  CHECK(refused(GetRequest{"k", {}, "no spaces"}));
+  CHECK(refused(GetRequest{"k", {}, std::string(65, 'b')}));
+  CHECK(refused(PutRequest{"k", "v", false, "", {}, false, "bad/name"}));
+  CHECK(refused(ListKeysRequest{"", "", "", 1001, false, 0}));
+  CHECK(refused(ListKeysRequest{"", std::string(kMaxKeyBytes + 1, 'p'), "", 10, false, 0}));
+  CHECK(refused(GossipPush{64, 3, {}, {BucketEntry{"bad name", 1, "n1", {}}}}));
+  std::vector<BucketEntry> many(kMaxBuckets + 1, BucketEntry{"b", 1, "n1", {}});
+  CHECK(refused(GossipAck{64, 3, {}, many}));
+  // A live value is no reaper's business; an expiring one may be.
+  CHECK(refused(ReapCheck{{{"a", SampleObject()}}}));
+  Sibling expiring;
+  expiring.value = "v";
+  expiring.timestamp_ms = 1000;
+  expiring.expires_ms = 2000;
+  DvvSet ttl = DvvSet::Update({}, {}, "n1", expiring);
+  CHECK_FALSE(refused(ReapCheck{{{"a", ttl}}}));
+  // Keys between replicas are internal keys: a full-size user key in a bucket.
+  std::string internal = std::string(1, '\0') + "users" + std::string(1, '\0') + std::string(kMaxKeyBytes, 'k');
+  CHECK_FALSE(refused(ReplicaRead{internal, ""}));
+  CHECK(refused(GetRequest{std::string(kMaxKeyBytes + 1, 'k'), {}, "users"}));
 }
 
 TEST_CASE("codec: stored objects and contexts round-trip and reject garbage") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/codec.h"
+#include "resp/glob.h"
 #include "resp/session.h"
 
 using namespace ringkv;
@@ -315,14 +316,14 @@ TEST_CASE("resp session: commands answered at once keep their order") {
   std::string out = node.Send(Array({"PING"}) + Array({"ping", "hi"}) + Array({"ECHO", "e"}) +
                               Array({"SELECT", "0"}) + Array({"SELECT", "1"}) + Array({"GET"}) +
                               Array({"FLUSHALL", "now"}) + Array({"COMMAND", "DOCS"}) +
-                              Array({"SET", "k", "v", "EX", "10"}));
+                              Array({"SET", "k", "v", "KEEPTTL"}));
   CHECK(out ==
         "+PONG\r\n$2\r\nhi\r\n$1\r\ne\r\n+OK\r\n"
         "-ERR DB index is out of range (ringkv has only database 0)\r\n"
         "-ERR wrong number of arguments for 'get' command\r\n"
         "-ERR unknown command 'FLUSHALL', with args beginning with: 'now' \r\n"
         "*0\r\n"
-        "-ERR syntax error: SET options (EX, PX, NX, XX, GET, KEEPTTL, ...) are not supported\r\n");
+        "-ERR syntax error: ringkv's SET takes NX, XX, EX and PX, not KEEPTTL\r\n");
   CHECK(node.requests.empty());
   CHECK(node.stats.commands == 9);
   CHECK(node.stats.error_replies == 4);
@@ -560,4 +561,189 @@ TEST_CASE("resp session: INFO asks the node for status and stats and answers key
   // The CONFIG GET redis-benchmark sends.
   CHECK(node.Send(Array({"CONFIG", "GET", "save"}) + Array({"CONFIG", "GET", "appendonly"})) ==
         "*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n");
+}
+
+// --- expiry, conditional writes, listings ------------------------------------------------
+
+namespace {
+
+DvvSet Expiring(const std::string& v, uint64_t expires_ms) {
+  Sibling s;
+  s.value = v;
+  s.timestamp_ms = 1000;
+  s.expires_ms = expires_ms;
+  return DvvSet::Update({}, {}, "n1", s);
+}
+
+RespOptions AtTime(uint64_t* now) {
+  RespOptions o;
+  o.wall_ms = [now] { return *now; };
+  return o;
+}
+
+ListKeysReply Page(std::vector<std::string> keys, bool more) {
+  ListKeysReply r;
+  r.keys = std::move(keys);
+  r.more = more;
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("resp glob: Redis patterns and their literal prefix") {
+  CHECK(GlobMatch("*", ""));
+  CHECK(GlobMatch("user:*", "user:42"));
+  CHECK_FALSE(GlobMatch("user:*", "users:42"));
+  CHECK(GlobMatch("h?llo", "hallo"));
+  CHECK(GlobMatch("h[ae]llo", "hello"));
+  CHECK_FALSE(GlobMatch("h[^e]llo", "hello"));
+  CHECK(GlobMatch("h[a-c]llo", "hbllo"));
+  CHECK(GlobMatch("a\\*b", "a*b"));
+  CHECK_FALSE(GlobMatch("a\\*b", "axb"));
+  CHECK(GlobMatch("*a*b*c*", "xxaxxbxxcxx"));
+  CHECK_FALSE(GlobMatch("[abc", "a"));  // unterminated set: no match, no crash
+  // A hostile pattern stays linear in practice.
+  CHECK_FALSE(GlobMatch(std::string(200, '*') + "b", std::string(20000, 'a')));
+  CHECK(GlobLiteralPrefix("user:*") == "user:");
+  CHECK(GlobLiteralPrefix("a?c") == "a");
+  CHECK(GlobLiteralPrefix("*") == "");
+  CHECK(GlobLiteralPrefix("plain") == "plain");
+}
+
+TEST_CASE("resp session: SET EX/PX writes a ttl; NX is an if-absent write; SETNX answers 1/0") {
+  FakeNode node;
+  node.Send(Array({"SET", "k", "v", "EX", "10"}) + Array({"SET", "k", "v", "PX", "1500", "NX"}) +
+            Array({"SETNX", "k", "v"}) + Array({"SET", "k", "v", "NX", "XX"}) +
+            Array({"SET", "k", "v", "EX", "0"}) + Array({"SET", "k", "v", "EX", "x"}));
+  REQUIRE(node.requests.size() == 3);
+  const auto& ex = std::get<PutRequest>(node.requests[0].body);
+  CHECK(ex.ttl_ms == 10000);
+  CHECK_FALSE(ex.if_absent);
+  const auto& nx = std::get<PutRequest>(node.requests[1].body);
+  CHECK(nx.ttl_ms == 1500);
+  CHECK(nx.if_absent);
+  CHECK(std::get<PutRequest>(node.requests[2].body).if_absent);
+  std::string out = node.Answer(0, Written());
+  out += node.Answer(1, Reply{Status::ConditionFailed("the key has a live value"), std::nullopt,
+                              std::nullopt});
+  out += node.Answer(2, Written());
+  CHECK(out ==
+        "+OK\r\n$-1\r\n:1\r\n-ERR syntax error\r\n"
+        "-ERR invalid expire time in 'set' command\r\n"
+        "-ERR value is not an integer or out of range\r\n");
+}
+
+TEST_CASE("resp session: SET XX reads, then writes with the read's context; nil when missing") {
+  FakeNode node;
+  node.Send(Array({"SET", "k", "new", "XX", "EX", "5"}) + Array({"SET", "gone", "v", "XX"}));
+  REQUIRE(node.requests.size() == 2);
+  CHECK(std::holds_alternative<GetRequest>(node.requests[0].body));
+  DvvSet two = TwoSiblings();
+  node.Answer(0, Found(two));  // siblings are no conflict: XX replaces them all
+  REQUIRE(node.requests.size() == 3);
+  const auto& w = std::get<PutRequest>(node.requests[2].body);
+  CHECK(w.value == "new");
+  CHECK(w.ttl_ms == 5000);
+  CHECK(*DecodeContext(w.context) == two.clock());
+  CHECK(node.Answer(1, Missing()).empty());  // waits behind the first
+  CHECK(node.Answer(2, Written()) == "+OK\r\n$-1\r\n");
+}
+
+TEST_CASE("resp session: TTL and PTTL: -2 missing, -1 no expiry, else what is left") {
+  uint64_t now = 10'000;
+  FakeNode node(AtTime(&now));
+  node.Send(Array({"TTL", "a"}) + Array({"TTL", "b"}) + Array({"PTTL", "c"}) + Array({"TTL", "c"}) +
+            Array({"TTL", "d"}));
+  REQUIRE(node.requests.size() == 5);
+  std::string out = node.Answer(0, Missing());
+  out += node.Answer(1, Found(OneValue("v")));
+  out += node.Answer(2, Found(Expiring("v", 12'345)));
+  out += node.Answer(3, Found(Expiring("v", 12'345)));
+  out += node.Answer(4, Found(TwoSiblings()));
+  CHECK(out ==
+        ":-2\r\n:-1\r\n:2345\r\n:2\r\n"
+        "-CONFLICT key 'd' has 2 siblings; read it with 'ringkv get' to merge them (or CLIENT "
+        "SETNAME lww for the newest)\r\n");
+}
+
+TEST_CASE("resp session: EXPIRE and PERSIST write the value back with the read's context") {
+  FakeNode node;
+  node.Send(Array({"EXPIRE", "k", "30"}) + Array({"PEXPIRE", "m", "250"}) +
+            Array({"PERSIST", "p"}) + Array({"PERSIST", "q"}) + Array({"EXPIRE", "gone", "5"}) +
+            Array({"EXPIRE", "d", "-1"}) + Array({"EXPIRE", "k", "1", "NX"}));
+  REQUIRE(node.requests.size() == 6);
+  DvvSet k = OneValue("kv");
+  node.Answer(0, Found(k));
+  node.Answer(1, Found(OneValue("mv")));
+  node.Answer(2, Found(Expiring("pv", 99'999)));
+  node.Answer(3, Found(OneValue("qv")));  // no expiry: nothing to persist
+  node.Answer(4, Missing());
+  node.Answer(5, Found(OneValue("dv")));
+  REQUIRE(node.requests.size() == 10);
+  const auto& e = std::get<PutRequest>(node.requests[6].body);
+  CHECK(e.key == "k");
+  CHECK(e.value == "kv");
+  CHECK(e.ttl_ms == 30'000);
+  CHECK(*DecodeContext(e.context) == k.clock());
+  CHECK(std::get<PutRequest>(node.requests[7].body).ttl_ms == 250);
+  const auto& p = std::get<PutRequest>(node.requests[8].body);
+  CHECK(p.persist);
+  CHECK(p.value == "pv");
+  CHECK(std::get<PutRequest>(node.requests[9].body).tombstone);  // a time <= 0 deletes
+  std::string out = node.Answer(6, Written());
+  out += node.Answer(7, Written());
+  out += node.Answer(8, Written());
+  out += node.Answer(9, Written());
+  CHECK(out ==
+        ":1\r\n:1\r\n:1\r\n:0\r\n:0\r\n:1\r\n"
+        "-ERR ringkv's EXPIRE takes no options (NX, XX, GT, LT)\r\n");
+}
+
+TEST_CASE("resp session: SCAN pages by coverage with integer cursors; MATCH filters; KEYS and DBSIZE") {
+  FakeNode node;
+  node.Send(Array({"SCAN", "0", "MATCH", "user:*", "COUNT", "2"}));
+  REQUIRE(node.requests.size() == 1);
+  const auto& first = std::get<ListKeysRequest>(node.requests[0].body);
+  CHECK(first.prefix == "user:");
+  CHECK(first.after.empty());
+  CHECK(first.limit == 2);
+  std::string out = node.Answer(0, Page({"user:1", "user:2"}, true));
+  CHECK(out == "*2\r\n$1\r\n1\r\n*2\r\n$6\r\nuser:1\r\n$6\r\nuser:2\r\n");
+  node.Send(Array({"SCAN", "1", "MATCH", "user:[3-4]"}));
+  const auto& second = std::get<ListKeysRequest>(node.requests[1].body);
+  CHECK(second.after == "user:2");
+  CHECK(node.Answer(1, Page({"user:3", "user:5"}, false)) ==
+        "*2\r\n$1\r\n0\r\n*1\r\n$6\r\nuser:3\r\n");
+  CHECK(node.Send(Array({"SCAN", "77"})).rfind("-ERR invalid cursor", 0) == 0);
+  CHECK(node.Send(Array({"SCAN", "x"})) == "-ERR invalid cursor\r\n");
+
+  // KEYS pages until the listing ends; DBSIZE counts.
+  node.Send(Array({"KEYS", "*a*"}) + Array({"DBSIZE"}));
+  REQUIRE(node.requests.size() == 4);
+  node.Answer(2, Page({"a1", "b1"}, true));
+  REQUIRE(node.requests.size() == 5);
+  CHECK(std::get<ListKeysRequest>(node.requests[3].body).count_only);
+  CHECK(std::get<ListKeysRequest>(node.requests[4].body).after == "b1");
+  std::string listed = node.Answer(4, Page({"ba"}, false));
+  ListKeysReply count;
+  count.count = 3;
+  listed += node.Answer(3, count);
+  CHECK(listed == "*2\r\n$2\r\na1\r\n$2\r\nba\r\n:3\r\n");
+
+  // A listing that misses partitions is an error: RESP cannot say "incomplete".
+  node.Send(Array({"DBSIZE"}));
+  ListKeysReply missed;
+  missed.missed = {3, 9};
+  CHECK(node.Answer(5, missed).rfind("-UNAVAILABLE the listing is incomplete", 0) == 0);
+}
+
+TEST_CASE("resp session: SCAN cursors are bounded per connection") {
+  FakeNode node;
+  for (int i = 0; i < 1100; ++i) {
+    node.Send(Array({"SCAN", "0"}));
+    node.Answer(node.requests.size() - 1, Page({"k" + std::to_string(i)}, true));
+  }
+  CHECK(node.Send(Array({"SCAN", "1"})).rfind("-ERR invalid cursor", 0) == 0);  // evicted
+  node.Send(Array({"SCAN", "1100"}));
+  CHECK(std::get<ListKeysRequest>(node.requests.back().body).after == "k1099");
 }
