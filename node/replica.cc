@@ -111,7 +111,7 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   // and dots this node mints stay above those of reaped keys (the floor).
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
-  if (!tombstone) {
+  if (!write.tombstone) {
     Status typed = RefuseOverDataType(base);
     if (!typed.ok()) return typed;
   }
@@ -121,7 +121,10 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   out.dot = Dot{actor, out.object.clock().Get(actor)};
   if (lww) out.object = DvvSet::CollapseLww(out.object);
   if (max_siblings != 0) {
-    size_t live = LiveCount(out.object, wall_ms);
+    // Plain values only: the states of a data type are joined, never shown
+    // as siblings (a delete may leave some beside its tombstone).
+    size_t live = 0;
+    for (const Sibling& sib : out.object.siblings()) live += sib.datatype == 0 && IsLive(sib, wall_ms);
     if (live > max_siblings) {
       ++sibling_cap_refusals_;
       return Status::TooManySiblings(fmt::format(

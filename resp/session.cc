@@ -562,7 +562,7 @@ void RespSession::OnReply(const Envelope& env) {
 
 void RespSession::OnPartReply(Pending& p, size_t index, const Envelope& env) {
   Part& part = p.parts[index];
-  if (p.op >= Op::kDataWrite) return OnDataTypeReply(p, part, env);
+  if (p.op >= Op::kDataWrite && p.op <= Op::kHexists) return OnDataTypeReply(p, part, env);
   if (p.op == Op::kInfo) {
     const auto* info = std::get_if<InfoReply>(&env.body);
     if (info == nullptr) {

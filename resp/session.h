@@ -139,8 +139,9 @@ class RespSession {
  private:
   enum class Op {
     kGet, kMget, kSet, kDel, kExists, kInfo,
-    // Data types: one request each. kDataWrite is answered with the node's
-    // integer; the others read the key (a GetRequest) and answer from it.
+    // Data types (kDataWrite .. kHexists, in this order): one request each.
+    // kDataWrite is answered with the node's integer; the others read the key
+    // (a GetRequest) and answer from it.
     kDataWrite, kType, kSmembers, kSismember, kScard, kHget, kHgetall, kHlen, kHexists,
     kSetNx,     // SETNX: 1 / 0
     kSetIf,     // SET ... NX / XX: OK / nil

@@ -671,8 +671,11 @@ class Schedule {
         std::string why;
         if (!first && key <= previous) why = fmt::format("not after {}", previous);
         if (!key.starts_with(prefix)) why = "outside the prefix " + prefix;
-        bool known = bucket.empty() ? (registers_.contains(key) ||
-                                       std::count(set_keys_.begin(), set_keys_.end(), key) > 0)
+        auto among = [&key](const std::vector<std::string>& keys) {
+          return std::find(keys.begin(), keys.end(), key) != keys.end();
+        };
+        bool known = bucket.empty() ? (registers_.contains(key) || among(set_keys_) ||
+                                       among(counter_keys_) || among(dtset_keys_))
                                     : ttl_ops_.contains(key);
         if (!known) why = "never written to this bucket";
         if (known && !bucket.empty() && NeverLiveSince(key, issued_us)) {
