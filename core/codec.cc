@@ -386,6 +386,11 @@ struct BodyEncoder {
     auto msg = b.CreateString(m.status.message());
     return {w::Body::ReapAck, w::CreateReapAck(b, ToWire(m.status.code()), msg, m.reaped).Union()};
   }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AuthRequest& m) {
+    auto user = b.CreateString(m.user);
+    auto password = b.CreateString(m.password);
+    return {w::Body::AuthRequest, w::CreateAuthRequest(b, user, password).Union()};
+  }
 };
 
 Result<Body> DecodeBody(const w::Envelope* env) {
@@ -578,6 +583,10 @@ Result<Body> DecodeBody(const w::Envelope* env) {
     case w::Body::ReapAck: {
       const auto* m = env->body_as_ReapAck();
       return Body(ReapAck{FromWire(m->code(), m->message()), m->reaped()});
+    }
+    case w::Body::AuthRequest: {
+      const auto* m = env->body_as_AuthRequest();
+      return Body(AuthRequest{std::string(View(m->user())), std::string(View(m->password()))});
     }
     case w::Body::NONE:
       return Status::InvalidArgument("envelope has no message");
@@ -849,7 +858,7 @@ const char* BodyName(const Body& body) {
       "ReplicaWriteAck",  "GossipPush",      "GossipAck",      "HandoffRequest",
       "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
       "AaeSegmentReply",  "ReapCheck",       "ReapCheckReply", "Reap",
-      "ReapAck"};
+      "ReapAck",          "AuthRequest"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

@@ -38,6 +38,14 @@ class FrameReader {
   // The length that broke the limit, for the error message.
   uint64_t oversize_length() const { return oversize_length_; }
   size_t buffered() const { return buffer_.size() - consumed_; }
+  // The bytes buffered and not yet returned as frames.
+  std::string_view peek() const {
+    return std::string_view(buffer_.data() + consumed_, buffer_.size() - consumed_);
+  }
+  // Changes the limit for the frames not yet returned (a connection's limit
+  // rises once it has authenticated).
+  void set_max_frame_bytes(size_t max) { max_frame_bytes_ = max; }
+  size_t max_frame_bytes() const { return max_frame_bytes_; }
 
  private:
   size_t max_frame_bytes_;

@@ -210,11 +210,20 @@ struct ReapAck {
   uint32_t reaped = 0;  // entries erased here
 };
 
+// --- security -----------------------------------------------------------------
+
+// A client logs in as a user of the node's ACL; answered with a Reply. Handled
+// by the server runtime (server/access.h), never by the Node.
+struct AuthRequest {
+  std::string user;
+  std::string password;
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
                           ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
                           HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
                           AaeSegmentRequest, AaeSegmentReply, ReapCheck, ReapCheckReply, Reap,
-                          ReapAck>;
+                          ReapAck, AuthRequest>;
 
 struct Envelope {
   uint64_t request_id = 0;
