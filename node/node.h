@@ -94,6 +94,9 @@ class Node {
 
   // Adds a "connections" document (from the runtime) to the status answer.
   void SetConnectionsReport(std::function<std::string()> fn) { connections_report_ = std::move(fn); }
+  // Adds the fields of a JSON object (the runtime's counters: connections,
+  // security, limits) to the stats answer.
+  void SetStatsReport(std::function<std::string()> fn) { stats_report_ = std::move(fn); }
 
   // Requests in flight (coordinated here), for tests and status.
   size_t pending_requests() const;
@@ -125,6 +128,7 @@ class Node {
   Coordinator coordinator_;
   uint64_t started_us_ = 0;
   std::function<std::string()> connections_report_;
+  std::function<std::string()> stats_report_;
 };
 
 }  // namespace ringkv

@@ -144,6 +144,12 @@ std::string Node::StatsJson() const {
             {"object_cache_budget", cache.budget},
             {"get_latency", LatencyJson(s.get_latency_us)},
             {"put_latency", LatencyJson(s.put_latency_us)}};
+  if (stats_report_) {
+    json extra = json::parse(stats_report_(), nullptr, /*allow_exceptions=*/false);
+    if (extra.is_object()) {
+      for (auto& [k, v] : extra.items()) j[k] = v;
+    }
+  }
   return j.dump();
 }
 
