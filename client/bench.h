@@ -39,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "core/histogram.h"
 #include "core/message.h"
 #include "core/status.h"
@@ -70,6 +71,10 @@ struct BenchOptions {
   // Per-request quorum: gets use n, r, pr, mode; puts use n, w, pw, mode.
   Quorum quorum;
   int timeout_ms = 10000;    // connect, and longest wait for any one reply
+  // TLS and login for every connection (client/client.h). The connections
+  // are made at once, in parallel, so logins (a password check each on the
+  // node) overlap.
+  ClientOptions client;
 };
 
 // What the progress callback sees, about once a second.
