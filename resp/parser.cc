@@ -154,6 +154,8 @@ bool RespParser::ReadLine(std::string_view* line) {
 void RespParser::Compact() {
   if (pos_ == buffer_.size()) {
     buffer_.clear();
+    // A large argument's buffer is not kept for the rest of the connection.
+    if (buffer_.capacity() > 64 * 1024) buffer_.shrink_to_fit();
     pos_ = 0;
   } else if (pos_ > 64 * 1024 && pos_ * 2 > buffer_.size()) {
     buffer_.erase(0, pos_);

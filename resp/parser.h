@@ -68,7 +68,7 @@ class RespParser {
   size_t buffered() const { return buffer_.size() - pos_; }
   // Memory held for the client: unconsumed bytes and the arguments of the
   // command being read.
-  size_t memory() const { return buffered() + static_cast<size_t>(command_bytes_); }
+  size_t memory() const { return buffer_.capacity() + static_cast<size_t>(command_bytes_); }
   // Changes the limits for what is parsed from now on (a connection's limits
   // rise once it has authenticated).
   void set_limits(const RespLimits& limits) { limits_ = limits; }

@@ -135,6 +135,17 @@ bool RespSession::backlogged() const {
   return budget_ == 0 && !stop_reading_ && !auth_barrier_ && !full() && parser_.buffered() > 0;
 }
 
+void RespSession::ReleaseMemory() {
+  parser_ = RespParser(parser_.limits());
+  queue_.clear();
+  in_flight_.clear();
+  requests_.clear();
+  output_.clear();
+  output_.shrink_to_fit();
+  held_reply_bytes_ = 0;
+  stop_reading_ = true;
+}
+
 void RespSession::SetAuthenticated() {
   if (authenticated_) return;
   authenticated_ = true;

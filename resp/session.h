@@ -96,6 +96,9 @@ class RespSession {
   void RunBacklog();
   // Complete commands may be waiting for RunBacklog.
   bool backlogged() const;
+  // The connection is closing: drops buffered input, queued replies and
+  // output at once (not from inside a call into the session).
+  void ReleaseMemory();
   // The connection authenticated another way (a client certificate).
   void SetAuthenticated();
   bool authenticated() const { return authenticated_; }

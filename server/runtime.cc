@@ -82,11 +82,16 @@ struct Conn {
   // on the stack (the node may answer from inside OnMessage).
   std::unique_ptr<RespSession> resp;
   bool resp_busy = false;
+  // Requests the session made that wait for a later turn (this turn's
+  // share of work is used up).
+  std::deque<Envelope> resp_later;
   std::unique_ptr<TlsSession> tls;
   OutputQueue out;   // application bytes, written (TLS: encrypted) at the end of the turn
   OutputQueue wire;  // TLS: ciphertext not yet handed to the socket
   size_t in_flight = 0;  // bytes handed to uv_write, not yet completed
-  // Identity: the node id the TLS certificate proves; the ACL user.
+  // Identity: the node id the TLS certificate proves (incoming: the client
+  // certificate; outgoing: the server's, which is the peer dialled, or any
+  // node of the cluster for a seed); the ACL user.
   NodeId verified_node;
   bool authenticated = false;
   std::string user;
@@ -96,6 +101,8 @@ struct Conn {
   std::unordered_map<uint64_t, size_t> pending;  // request id -> frame bytes
   size_t pending_bytes = 0;
   size_t accounted = 0;  // this connection's share of Impl::client_memory
+  uint64_t read_turn = 0;    // the loop turn read_bytes counts in
+  size_t read_bytes = 0;     // bytes read in that turn
   // Outgoing: request ids sent on this connection recently; if it breaks,
   // the Node is told they failed (it ignores those already answered).
   std::deque<std::pair<uint64_t, uint64_t>> sent_requests;  // (id, sent at ms)
@@ -219,6 +226,7 @@ struct Runtime::Impl {
   std::deque<std::function<void()>> posted;
   ClientId next_conn_id = 1;
   Clock::TimerId next_timer_id = 1;
+  uint64_t turn = 0;  // loop turns (counted by the flush before each poll)
   bool stopping = false;
   // Connections whose input waits for a later turn (ids: a connection may
   // close meanwhile).
@@ -299,7 +307,7 @@ struct Runtime::Impl {
   }
   size_t Footprint(const Conn* c) const {
     if (c->closing || c->outgoing || !c->verified_node.empty()) return 0;
-    return OutputBytes(c) + (c->resp ? c->resp->memory() : c->reader.buffered());
+    return OutputBytes(c) + (c->resp ? c->resp->memory() : c->reader.memory());
   }
   void Account(Conn* c) {
     size_t now = Footprint(c);
@@ -332,6 +340,13 @@ struct Runtime::Impl {
     size_t queued = OutputBytes(c) + (c->resp ? c->resp->memory() : 0);
     bool peer = c->outgoing || !c->verified_node.empty();
     size_t limit = peer ? options.peer_output_limit : options.client_output_limit;
+    if (c->resp) {
+      // A Redis reply of one GET is at most a value: never cut for that
+      // alone; everything else counts, as it is made (checked after each
+      // request, so one turn cannot pile up much more).
+      limit = std::max(limit, options.max_value_bytes + (1u << 20));
+      had_output = true;
+    }
     Account(c);
     if (queued <= limit || !had_output) return false;
     ++counters.output_limit_disconnects;
@@ -371,7 +386,10 @@ struct Runtime::Impl {
   void UpdateReading(Conn* c) {
     if (c->closing || !c->tcp_up) return;
     bool want = !c->close_after_flush && !c->backlogged && !c->auth_pending && !c->waiting_pending;
-    if (c->resp) want = want && !c->resp->full() && !c->resp->backlogged() && !c->resp->finished();
+    if (c->resp) {
+      want = want && !c->resp->full() && !c->resp->backlogged() && !c->resp->finished() &&
+             c->resp_later.empty();
+    }
     if (want && !c->reading) {
       StartReading(c);
     } else if (!want && c->reading) {
@@ -397,7 +415,20 @@ struct Runtime::Impl {
           }
           if (nread == 0) return;
           impl->OnRead(c, std::string_view(buf->base, static_cast<size_t>(nread)));
-          if (!c->closing) impl->Account(c);
+          if (!c->closing) {
+            impl->Account(c);
+            // libuv reads a stream up to 32 times per turn: past this turn's
+            // share, the rest waits, so one sender cannot hold the loop.
+            if (c->read_turn != impl->turn) {
+              c->read_turn = impl->turn;
+              c->read_bytes = 0;
+            }
+            c->read_bytes += static_cast<size_t>(nread);
+            if (c->read_bytes >= impl->options.bytes_per_turn && c->reading) {
+              ++impl->counters.turns_yielded;
+              impl->Backlog(c);
+            }
+          }
           impl->EnforceMemory();
         });
   }
@@ -483,7 +514,17 @@ struct Runtime::Impl {
     ++counters.tls_handshakes;
     const PeerIdentity& id = c->tls->peer();
     if (c->outgoing) {
-      // TlsSession checked that the certificate names the node dialled.
+      // TlsSession checked that the certificate names the node dialled; a
+      // seed is dialled by address, so any node of the cluster will do, and
+      // its messages must then come from the node the certificate names.
+      if (id.kind != PeerKind::kNode) {
+        ++counters.peer_identity_refused;
+        fmt::print(stderr, "runtime: TLS connection to {}: the server's certificate is for {}, not a node\n",
+                   c->peer, DescribeIdentity(id));
+        CloseConn(c, "not a node certificate");
+        return;
+      }
+      c->verified_node = id.name;
       SetReachable(c->peer, true);
       MarkDirty(c);
       return;
@@ -518,7 +559,7 @@ struct Runtime::Impl {
     }
     c->reader.Append(data);
     if (!c->sniffed && !c->outgoing) {
-      std::string_view p = c->reader.peek();
+      std::string p = c->reader.Peek(12);
       if (static_cast<unsigned char>(p[0]) != kTlsHandshakeByte) {
         c->sniffed = true;
       } else if (p.size() >= 12) {
@@ -638,7 +679,11 @@ struct Runtime::Impl {
         ReplyError(c, 0, env.status());
         continue;
       }
+      // The work of a request is what it brought and what it produced here
+      // (a get of a large value answered at once).
+      size_t before = OutputBytes(c);
       HandleEnvelope(c, std::move(env).value(), frame.size());
+      bytes += OutputBytes(c) > before ? OutputBytes(c) - before : 0;
     }
     UpdateReading(c);
   }
@@ -647,8 +692,7 @@ struct Runtime::Impl {
     if (!env.from.empty()) {
       if (options.tls) {
         // Only the certificate says who a peer is.
-        const NodeId& proven = c->outgoing ? c->peer : c->verified_node;
-        if (proven != env.from) return RefusePeer(c, env);
+        if (c->verified_node != env.from) return RefusePeer(c, env);
       }
       // A message from a peer proves it is up: stop backing off, so our
       // replies to it are not dropped (it may have just restarted).
@@ -674,7 +718,7 @@ struct Runtime::Impl {
 
   void RefusePeer(Conn* c, const Envelope& env) {
     ++counters.peer_identity_refused;
-    const NodeId& proven = c->outgoing ? c->peer : c->verified_node;
+    const NodeId& proven = c->verified_node;
     std::string why =
         proven.empty()
             ? fmt::format("a message from node '{}' on a connection without a node certificate",
@@ -846,31 +890,37 @@ struct Runtime::Impl {
     if (c->resp_busy) return;  // the call further up the stack finishes the work
     c->resp_busy = true;
     // Answers the node gives at once (errors, info) may start new requests
-    // (DEL's delete after its read): loop until none are left.
-    for (auto reqs = c->resp->TakeRequests(); !reqs.empty() && !c->closing;
-         reqs = c->resp->TakeRequests()) {
-      for (Envelope& env : reqs) {
-        if (owner->node_ == nullptr || c->closing) break;
-        if (auto* auth = std::get_if<AuthRequest>(&env.body)) {
-          StartAuth(c, env.request_id, std::move(*auth));
-          continue;
-        }
-        Status refusal = CheckAllowed(c, env.body);
-        if (!refusal.ok()) {
-          RefuseClient(c, env, std::move(refusal));
-          continue;
-        }
-        owner->node_->OnMessage(c->id, std::move(env));
+    // (DEL's delete after its read): loop until none are left, or until this
+    // turn's share of work (bytes answered) is used; the rest waits.
+    size_t work = 0;
+    for (;;) {
+      std::vector<Envelope> more = c->resp->TakeRequests();
+      for (Envelope& env : more) c->resp_later.push_back(std::move(env));
+      if (c->resp_later.empty() || c->closing || owner->node_ == nullptr) break;
+      if (work >= options.bytes_per_turn) break;
+      Envelope env = std::move(c->resp_later.front());
+      c->resp_later.pop_front();
+      if (auto* auth = std::get_if<AuthRequest>(&env.body)) {
+        StartAuth(c, env.request_id, std::move(*auth));
+        continue;
       }
+      Status refusal = CheckAllowed(c, env.body);
+      if (!refusal.ok()) {
+        RefuseClient(c, env, std::move(refusal));
+        continue;
+      }
+      size_t before = c->resp->memory();
+      owner->node_->OnMessage(c->id, std::move(env));
+      work += std::max<size_t>(c->resp->memory() > before ? c->resp->memory() - before : 0, 256);
+      if (CheckOutputLimit(c, true)) break;
     }
     c->resp_busy = false;
     if (c->closing) return;
     std::string bytes = c->resp->TakeOutput();
     if (!bytes.empty()) {
-      bool had = OutputBytes(c) > 0;
       c->out.Append(std::move(bytes));
       MarkDirty(c);
-      if (CheckOutputLimit(c, had)) return;
+      if (CheckOutputLimit(c, true)) return;
     }
     if (c->resp->finished()) {
       c->close_after_flush = true;
@@ -880,7 +930,7 @@ struct Runtime::Impl {
         return;
       }
     }
-    if (c->resp->backlogged()) {
+    if (c->resp->backlogged() || !c->resp_later.empty()) {
       ++counters.turns_yielded;
       Backlog(c);
     }
@@ -888,6 +938,7 @@ struct Runtime::Impl {
   }
 
   void Flush() {
+    ++turn;
     if (owner->before_writes_) owner->before_writes_();
     auto todo = std::move(dirty);
     dirty.clear();
@@ -994,6 +1045,16 @@ struct Runtime::Impl {
     c->closing = true;
     client_memory -= c->accounted;
     c->accounted = 0;
+    // The buffers go now, not with the Conn in the close callback: memory a
+    // connection was closed for must not outlive the decision (other reads
+    // of this loop turn would stack on top of it).
+    c->reader = FrameReader(0);
+    c->out.Clear();
+    c->wire.Clear();
+    if (c->resp && !c->resp_busy) {
+      c->resp->ReleaseMemory();
+      c->resp_later.clear();
+    }
     dirty.erase(c);
     conns.erase(c->id);
     if (!c->outgoing) --incoming;
@@ -1190,8 +1251,11 @@ struct Runtime::Impl {
         setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
       }
       if (impl->options.tls) {
-        // The server's certificate must be the node certificate of c->peer.
-        c->tls = std::make_unique<TlsSession>(impl->options.tls, TlsSession::Side::kClient, c->peer);
+        // The server's certificate must be the node certificate of c->peer
+        // (of some node, for a seed known only by its address).
+        bool seed = c->peer.rfind("seed:", 0) == 0;
+        c->tls = std::make_unique<TlsSession>(impl->options.tls, TlsSession::Side::kClient,
+                                              seed ? NodeId() : c->peer);
         Status s = c->tls->Start();
         if (!s.ok()) {
           impl->CloseConn(c, s.message());

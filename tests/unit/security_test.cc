@@ -473,3 +473,43 @@ TEST_CASE("resp parser: the arguments of one command have a byte limit") {
   CHECK(parser.Next(&out, &error) == RespParser::Result::kError);
   CHECK(error.find("command of over") != std::string::npos);
 }
+
+TEST_CASE("the frame reader holds a slow large frame in what it takes, and splits frames anywhere") {
+  FrameReader reader(64u << 20);
+  // A 40 MB frame announced and sent in 64 KB pieces: memory grows with what
+  // arrived, never to a doubled buffer.
+  std::string header = {'\x00', '\x00', '\x80', '\x02'};  // 40 MiB
+  reader.Append(header);
+  CHECK(reader.memory() == 4096);
+  std::string piece(64 * 1024, 'x');
+  for (int i = 0; i < 320; ++i) reader.Append(piece);  // 20 MiB
+  std::string frame;
+  CHECK(reader.Next(&frame) == 0);
+  CHECK(reader.buffered() == 4 + 320 * piece.size());
+  CHECK(reader.memory() <= reader.buffered() + 2 * 64 * 1024);
+  CHECK(reader.memory() >= reader.buffered());
+
+  // Real frames, cut at every byte boundary, come out whole.
+  std::string stream;
+  for (int i = 0; i < 50; ++i) {
+    AppendFrame(Envelope{static_cast<uint64_t>(i), {}, {}, GetRequest{"key" + std::to_string(i), {}}},
+                &stream);
+  }
+  for (size_t cut : {1u, 3u, 7u, 100u, 5000u}) {
+    FrameReader r(1 << 20);
+    int got = 0;
+    for (size_t at = 0; at < stream.size(); at += cut) {
+      r.Append(std::string_view(stream).substr(at, cut));
+      while (r.Next(&frame) == 1) {
+        auto env = DecodeEnvelope(frame);
+        REQUIRE(env.ok());
+        CHECK(env->request_id == static_cast<uint64_t>(got));
+        ++got;
+      }
+    }
+    CHECK(got == 50);
+    CHECK(r.buffered() == 0);
+    CHECK(r.memory() == 0);
+  }
+  CHECK(reader.Peek(4) == header);
+}
