@@ -344,5 +344,16 @@ TEST_CASE("security: protected mode and unsafe combinations refuse to start, say
                              "--tls-key", dir + "/certs/n2.key", "--tls-ca", dir + "/certs/ca.pem"});
   CHECK(other_id.exit_code == 2);
   CHECK(Has(other_id.err, "is a certificate for node n2, not node n1"));
+
+  // A TLS client of a plaintext node is told so, at once.
+  Cluster plain(1);
+  auto t0 = std::chrono::steady_clock::now();
+  CliResult tls_to_plain = RunProgram(
+      {RINGKV_CLI_BIN, "-H", plain.Address(1), "--timeout-ms", "60000", "--tls-ca",
+       dir + "/certs/ca.pem", "status"});
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(tls_to_plain.exit_code == 5);
+  CHECK(Has(tls_to_plain.err, "closed the connection during the TLS handshake"));
+  CHECK(seconds < 30);  // no hang until the 60 s timeout: the node closes at the first bytes
   std::filesystem::remove_all(dir);
 }
