@@ -387,7 +387,7 @@ class WorkerLoop {
     // host that drops packets must not stall them (their replies would
     // then look late, too). An attempt that hangs lasts until give_up_.
     if (!pending_) {
-      auto c = Client::StartConnect(w_->address, o_.timeout_ms);
+      auto c = Client::StartConnect(w_->address, o_.timeout_ms, o_.client);
       if (!c.ok()) {
         ConnectFailed(now);
         return;
@@ -726,12 +726,40 @@ Result<BenchResult> RunBench(const BenchOptions& o,
     w->index = i;
     w->address = o.hosts[static_cast<size_t>(i) % o.hosts.size()];
     w->rng.seed(SplitMix64(o.seed * 0x100000001b3ULL + static_cast<uint64_t>(i)));
-    auto c = Client::Connect(w->address, o.timeout_ms);
+    auto c = Client::StartConnect(w->address, o.timeout_ms, o.client);
     if (!c.ok()) {
-      return Status::IOError(fmt::format("client {} of {}: {}", i + 1, o.clients, c.status().message()));
+      return Status::FromCode(c.status().code() == Status::Code::kInvalidArgument
+                                  ? Status::Code::kInvalidArgument
+                                  : Status::Code::kIOError,
+                              fmt::format("client {} of {}: {}", i + 1, o.clients, c.status().message()));
     }
     w->client = std::move(c).value();
     workers.push_back(std::move(w));
+  }
+  // Every connection's TCP connect, TLS handshake and login run at once.
+  auto connect_deadline = SteadyClock::now() + std::chrono::milliseconds(o.timeout_ms);
+  for (;;) {
+    bool all = true;
+    for (auto& w : workers) {
+      auto up = w->client->Connected();
+      if (!up.ok()) {
+        // Login and TLS refusals keep their code (exit 5), the rest is a
+        // connection failure.
+        Status::Code code = up.status().code();
+        if (code != Status::Code::kUnauthenticated && code != Status::Code::kPermissionDenied &&
+            code != Status::Code::kInvalidArgument) {
+          code = Status::Code::kIOError;
+        }
+        return Status::FromCode(code, fmt::format("client {} of {}: {}", w->index + 1, o.clients,
+                                                  up.status().message()));
+      }
+      all = all && *up;
+    }
+    if (all) break;
+    if (SteadyClock::now() >= connect_deadline) {
+      return Status::IOError(fmt::format("not every client could connect within {} ms", o.timeout_ms));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 
   std::unique_ptr<ZipfSampler> zipf;

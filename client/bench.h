@@ -46,6 +46,7 @@
 #include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "core/histogram.h"
 #include "core/message.h"
 #include "core/status.h"
@@ -79,6 +80,10 @@ struct BenchOptions {
   Quorum quorum;
   std::string bucket;  // empty: the default bucket
   int timeout_ms = 10000;    // connect, and longest wait for any one reply
+  // TLS and login for every connection (client/client.h). The connections
+  // are made at once, in parallel, so logins (a password check each on the
+  // node) overlap.
+  ClientOptions client;
 };
 
 // What the progress callback sees, about once a second.

@@ -6,9 +6,15 @@
 // expose the raw envelope stream for pipelining (several requests written
 // before any reply is read; replies carry the request id).
 //
-// Errors: a connection problem is IOError naming the address; a node's
+// Security: with ClientOptions::tls_ca the connection is TLS (the node's
+// certificate must be signed by that CA and name the host dialled); with a
+// user it logs in (AuthRequest) before it is handed out, so every call runs
+// as that user.
+//
+// Errors: a connection problem is IOError naming the address; a TLS or login
+// failure is Unauthenticated (the message says what to fix); a node's
 // refusal keeps the node's code (InvalidArgument, Unavailable for an unmet
-// quorum, Timeout, WrongCluster).
+// quorum, Timeout, WrongCluster, Unauthenticated, PermissionDenied).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +30,9 @@
 #include "core/message.h"
 #include "core/status.h"
 
+typedef struct ssl_ctx_st SSL_CTX;
+typedef struct ssl_st SSL;
+
 namespace ringkv {
 
 struct GetResult {
@@ -35,6 +44,17 @@ struct GetResult {
   std::string context;
   // The bucket's sibling warning level, as the node said (0: not said).
   uint32_t warn_siblings = 0;
+};
+
+// How to reach a node that has TLS and users. Empty fields: not used.
+struct ClientOptions {
+  std::string tls_ca;    // CA certificate (PEM): TLS when set
+  std::string tls_cert;  // optional client certificate (PEM) and its key
+  std::string tls_key;
+  std::string user;      // log in as this ACL user
+  std::string password;
+
+  bool tls() const { return !tls_ca.empty(); }
 };
 
 struct PutResult {
@@ -61,14 +81,20 @@ struct DataTypeResult {
 class Client {
  public:
   // Connects to "host:port". timeout_ms bounds the connect and every call.
+  // With options: TLS and login (the TLS handshake and the login count
+  // against the timeout too).
   static Result<std::unique_ptr<Client>> Connect(const std::string& address,
-                                                 int timeout_ms = 10000);
+                                                 int timeout_ms = 10000,
+                                                 const ClientOptions& options = {});
   // Starts connecting and returns at once, for callers that wait on many
   // sockets (an event loop must not sit in connect() while a host does not
   // answer). Poll Connected() until it is true before using the Client.
-  static Result<std::unique_ptr<Client>> StartConnect(const std::string& address, int timeout_ms);
-  // True once a StartConnect connection is up (at once for Connect's), false
-  // while it is still being made, an IOError if it failed.
+  static Result<std::unique_ptr<Client>> StartConnect(const std::string& address, int timeout_ms,
+                                                      const ClientOptions& options = {});
+  // True once a StartConnect connection is up, its TLS handshake done and
+  // its login answered (at once for Connect's), false while that is under
+  // way, an error if it failed (IOError, or Unauthenticated for TLS and
+  // login).
   Result<bool> Connected();
   ~Client();
   Client(const Client&) = delete;
@@ -107,21 +133,38 @@ class Client {
   // is complete yet. For callers that wait on many connections at once (fd).
   Result<std::optional<Envelope>> TryReceive();
   int fd() const { return fd_; }
+  bool tls() const { return ssl_ != nullptr; }
 
   const std::string& address() const { return address_; }
   // Sets the timeout for later calls.
   void set_timeout_ms(int ms) { timeout_ms_ = ms; }
 
  private:
+  enum class Stage { kConnecting, kHandshake, kLogin, kReady };
+
   Client(int fd, std::string address, int timeout_ms);
-  static Result<std::unique_ptr<Client>> Open(const std::string& address, int timeout_ms, bool wait);
+  static Result<std::unique_ptr<Client>> Open(const std::string& address, int timeout_ms, bool wait,
+                                              const ClientOptions& options);
+  // One step of the connection's set-up (TCP, TLS, login) without waiting.
+  Result<bool> Advance();
+  Status StartTls();
+  Status TlsError(const char* what, int ret);
+  // Waits (poll) for the socket to become ready for what the set-up or a
+  // TLS read/write needs next; false at the deadline.
+  bool Wait(int64_t deadline_ms, bool for_write);
   Result<Envelope> Call(Body body);
   Result<PutResult> Write(PutRequest req);
 
   int fd_;
   std::string address_;
   int timeout_ms_;
-  bool connecting_ = false;  // StartConnect's connect() still under way
+  ClientOptions options_;
+  Stage stage_ = Stage::kReady;
+  bool want_write_ = false;  // the set-up waits for the socket to be writable
+  uint64_t login_id_ = 0;
+  std::string host_;         // the host dialled (checked against the certificate)
+  SSL_CTX* ssl_ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
   uint64_t next_request_id_ = 1;
   FrameReader reader_{kDefaultMaxFrameBytes + 1024};
 };

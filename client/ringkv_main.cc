@@ -30,6 +30,33 @@ int main(int argc, char** argv) {
   app.add_option("--timeout-ms", g.timeout_ms, "Client-side timeout for connecting and each reply")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
+  // A node with TLS and users (README "Security").
+  auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  g.tls_ca = env("RINGKV_TLS_CA");
+  g.tls_cert = env("RINGKV_TLS_CERT");
+  g.tls_key = env("RINGKV_TLS_KEY");
+  g.user = env("RINGKV_USER");
+  g.password_file = env("RINGKV_PASSWORD_FILE");
+  app.add_option("--tls-ca", g.tls_ca,
+                 "Speak TLS; the node's certificate must be signed by this CA (PEM) and name the "
+                 "host of -H (default: $RINGKV_TLS_CA)")
+      ->group("Security");
+  app.add_option("--tls-cert", g.tls_cert,
+                 "A client certificate to present (`ringkv certs client`); one whose name is a "
+                 "user of the node logs in as that user (default: $RINGKV_TLS_CERT)")
+      ->group("Security");
+  app.add_option("--tls-key", g.tls_key, "The key of --tls-cert (default: $RINGKV_TLS_KEY)")
+      ->group("Security");
+  app.add_option("--user", g.user,
+                 "Log in as this user (default: $RINGKV_USER); the password comes from "
+                 "--password-file, else $RINGKV_PASSWORD, else the terminal")
+      ->group("Security");
+  app.add_option("--password-file", g.password_file,
+                 "A file whose first line is the password (default: $RINGKV_PASSWORD_FILE)")
+      ->group("Security");
 
   AddKvCommands(&app, &cli);
   AddInfoCommands(&app, &cli);
@@ -38,6 +65,8 @@ int main(int argc, char** argv) {
   AddDataTypeCommands(&app, &cli);
   AddBucketCommands(&app, &cli);
   AddKeysCommand(&app, &cli);
+  AddCertsCommands(&app, &cli);
+  AddAclCommands(&app, &cli);
 
   std::string sub_footer = std::string(kGlobalOptionsHelp) + "\n\n" + kExitCodesHelp;
   for (CLI::App* cmd : cli.commands) {

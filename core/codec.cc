@@ -1,5 +1,6 @@
 #include "core/codec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -564,6 +565,11 @@ struct BodyEncoder {
             w::CreatePartitionKeysReply(b, ToWire(m.status.code()), msg, keys, m.truncated, m.count)
                 .Union()};
   }
+  std::pair<w::Body, fb::Offset<void>> operator()(const AuthRequest& m) {
+    auto user = b.CreateString(m.user);
+    auto password = b.CreateString(m.password);
+    return {w::Body::AuthRequest, w::CreateAuthRequest(b, user, password).Union()};
+  }
 };
 
 Result<Body> DecodeBody(const w::Envelope* env) {
@@ -872,6 +878,10 @@ Result<Body> DecodeBody(const w::Envelope* env) {
       out.count = m->count();
       return Body(std::move(out));
     }
+    case w::Body::AuthRequest: {
+      const auto* m = env->body_as_AuthRequest();
+      return Body(AuthRequest{std::string(View(m->user())), std::string(View(m->password()))});
+    }
     case w::Body::NONE:
       return Status::InvalidArgument("envelope has no message");
   }
@@ -936,33 +946,86 @@ void AppendFrame(const Envelope& env, std::string* out) {
   if (len > (1u << 20)) b.Reset();
 }
 
-int FrameReader::Next(std::string* frame) {
-  size_t avail = buffer_.size() - consumed_;
-  if (avail < 4) {
-    if (consumed_ > 0 && consumed_ == buffer_.size()) {
-      buffer_.clear();
-      consumed_ = 0;
+namespace {
+// Chunks are allocated at these sizes (one less for the string's NUL), which
+// allocators serve without rounding up, so memory() is what they take: a
+// small first chunk for the usual small frame, full-size ones after it.
+constexpr size_t kSmallChunkBytes = 4 * 1024;
+constexpr size_t kFrameChunkBytes = 64 * 1024;
+}  // namespace
+
+void FrameReader::Append(std::string_view data) {
+  buffered_ += data.size();
+  while (!data.empty()) {
+    if (chunks_.empty() || chunks_.back().size() == chunks_.back().capacity()) {
+      size_t cap = chunks_.empty() && data.size() < kSmallChunkBytes ? kSmallChunkBytes : kFrameChunkBytes;
+      chunks_.emplace_back();
+      chunks_.back().reserve(cap - 1);
+      capacity_ += chunks_.back().capacity() + 1;
     }
-    return 0;
+    std::string& tail = chunks_.back();
+    size_t n = std::min(data.size(), tail.capacity() - tail.size());
+    tail.append(data.substr(0, n));
+    data.remove_prefix(n);
   }
-  const auto* p = reinterpret_cast<const uint8_t*>(buffer_.data() + consumed_);
+}
+
+void FrameReader::CopyOut(size_t skip, size_t n, char* out) const {
+  size_t offset = head_ + skip;
+  for (const std::string& c : chunks_) {
+    if (n == 0) return;
+    if (offset >= c.size()) {
+      offset -= c.size();
+      continue;
+    }
+    size_t take = std::min(n, c.size() - offset);
+    std::memcpy(out, c.data() + offset, take);
+    out += take;
+    n -= take;
+    offset = 0;
+  }
+}
+
+void FrameReader::Consume(size_t n) {
+  buffered_ -= n;
+  while (n > 0 && !chunks_.empty()) {
+    size_t left = chunks_.front().size() - head_;
+    if (n < left) {
+      head_ += n;
+      return;
+    }
+    n -= left;
+    capacity_ -= chunks_.front().capacity() + 1;
+    chunks_.pop_front();
+    head_ = 0;
+  }
+}
+
+std::string FrameReader::Peek(size_t n) const {
+  std::string out(std::min(n, buffered_), '\0');
+  CopyOut(0, out.size(), out.data());
+  return out;
+}
+
+int FrameReader::Next(std::string* frame) {
+  if (buffered_ < 4) return 0;
+  unsigned char p[4];
+  CopyOut(0, 4, reinterpret_cast<char*>(p));
   uint64_t len = uint64_t{p[0]} | (uint64_t{p[1]} << 8) | (uint64_t{p[2]} << 16) |
                  (uint64_t{p[3]} << 24);
   if (len > max_frame_bytes_) {
     oversize_length_ = len;
     return -1;
   }
-  if (avail - 4 < len) return 0;
-  frame->assign(buffer_.data() + consumed_ + 4, len);
-  consumed_ += 4 + len;
-  // Compact once the consumed prefix dominates, keeping appends amortised.
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  } else if (consumed_ > 64 * 1024 && consumed_ * 2 > buffer_.size()) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
+  if (buffered_ - 4 < len) return 0;
+  const std::string& first = chunks_.front();
+  if (first.size() - head_ >= 4 + len) {
+    frame->assign(first.data() + head_ + 4, len);  // the usual case: one chunk
+  } else {
+    frame->resize(len);
+    CopyOut(4, len, frame->data());
   }
+  Consume(4 + len);
   return 1;
 }
 
@@ -1145,7 +1208,7 @@ const char* BodyName(const Body& body) {
       "HandoffBatch",     "AaeHashesRequest", "AaeHashesReply", "AaeSegmentRequest",
       "AaeSegmentReply",  "ReapCheck",       "ReapCheckReply", "Reap",
       "ReapAck",          "DataTypeRequest", "DataTypeReply",  "ListKeysRequest",
-      "ListKeysReply",    "PartitionKeysRequest", "PartitionKeysReply"};
+      "ListKeysReply",    "PartitionKeysRequest", "PartitionKeysReply", "AuthRequest"};
   static_assert(std::size(kNames) == std::variant_size_v<Body>);
   return kNames[body.index()];
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 
@@ -27,22 +28,42 @@ void AppendFrame(const Envelope& env, std::string* out);
 // Splits a byte stream into frames. Feed it what arrives; Next() yields each
 // complete frame. A length above max_frame_bytes is an error after which the
 // stream cannot be resynchronised (the caller closes the connection).
+//
+// Bytes are kept in chunks that are filled before the next is allocated (4
+// KiB for the first, 64 KiB after), so a large frame that arrives slowly
+// costs its size in memory, rounded up to a chunk: no buffer that doubles
+// and copies itself as it grows. memory() is what the chunks take (a node's
+// memory budget counts it).
 class FrameReader {
  public:
   explicit FrameReader(size_t max_frame_bytes) : max_frame_bytes_(max_frame_bytes) {}
 
-  void Append(std::string_view data) { buffer_.append(data); }
+  void Append(std::string_view data);
   // Returns 1 and sets *frame when a complete frame is buffered, 0 when more
   // bytes are needed, -1 when the next frame's length is over the limit.
   int Next(std::string* frame);
   // The length that broke the limit, for the error message.
   uint64_t oversize_length() const { return oversize_length_; }
-  size_t buffered() const { return buffer_.size() - consumed_; }
+  size_t buffered() const { return buffered_; }
+  // Memory the buffered bytes take (the chunks' capacity).
+  size_t memory() const { return capacity_; }
+  // Up to n of the bytes buffered and not yet returned as frames.
+  std::string Peek(size_t n) const;
+  // Changes the limit for the frames not yet returned (a connection's limit
+  // rises once it has authenticated).
+  void set_max_frame_bytes(size_t max) { max_frame_bytes_ = max; }
+  size_t max_frame_bytes() const { return max_frame_bytes_; }
 
  private:
+  // Copies n buffered bytes, starting `skip` bytes in, to out.
+  void CopyOut(size_t skip, size_t n, char* out) const;
+  void Consume(size_t n);
+
   size_t max_frame_bytes_;
-  std::string buffer_;
-  size_t consumed_ = 0;
+  std::deque<std::string> chunks_;
+  size_t head_ = 0;      // bytes of chunks_.front() already consumed
+  size_t buffered_ = 0;  // bytes not yet consumed
+  size_t capacity_ = 0;  // bytes the chunks take
   uint64_t oversize_length_ = 0;
 };
 

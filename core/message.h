@@ -316,12 +316,21 @@ struct PartitionKeysReply {
   uint64_t count = 0;
 };
 
+// --- security -----------------------------------------------------------------
+
+// A client logs in as a user of the node's ACL; answered with a Reply. Handled
+// by the server runtime (server/access.h), never by the Node.
+struct AuthRequest {
+  std::string user;
+  std::string password;
+};
+
 using Body = std::variant<GetRequest, PutRequest, Reply, InfoRequest, InfoReply, ReplicaRead,
                           ReplicaReadReply, ReplicaWrite, ReplicaWriteAck, GossipPush, GossipAck,
                           HandoffRequest, HandoffBatch, AaeHashesRequest, AaeHashesReply,
                           AaeSegmentRequest, AaeSegmentReply, ReapCheck, ReapCheckReply, Reap,
                           ReapAck, DataTypeRequest, DataTypeReply, ListKeysRequest, ListKeysReply,
-                          PartitionKeysRequest, PartitionKeysReply>;
+                          PartitionKeysRequest, PartitionKeysReply, AuthRequest>;
 
 struct Envelope {
   uint64_t request_id = 0;

@@ -31,6 +31,15 @@
 #   RINGKV_AAE_INTERVAL_MS     one anti-entropy exchange per interval
 #                              (default: the node's, 10000)
 #   RINGKV_AAE_MAX_KEYS_PER_SEC anti-entropy repair rate (default: the node's)
+#   RINGKV_TLS_CERT, RINGKV_TLS_KEY, RINGKV_TLS_CA
+#                      the node's certificate, its key and the cluster CA
+#                      (--tls-cert, --tls-key, --tls-ca); all three or none.
+#                      The ringkv client in the container reads RINGKV_TLS_CA
+#                      too (with RINGKV_USER and RINGKV_PASSWORD_FILE it logs in)
+#   RINGKV_ACL         users file (--acl), made with `ringkv acl add`
+#   RINGKV_INSECURE    1/true: --insecure (listen on 0.0.0.0 without TLS and
+#                      users; docker/compose.yaml sets it, its ports are on the
+#                      host's loopback only)
 #   RINGKV_EXTRA_FLAGS more ringkv-node flags, split on whitespace
 #
 # Arguments starting with '-' are appended to the node's flags; any other
@@ -78,6 +87,13 @@ case "${RINGKV_SYNC:-}" in 1 | true | yes) args+=(--sync) ;; esac
 [ -n "${RINGKV_RESP_LISTEN:-}" ] && args+=(--resp-listen "$RINGKV_RESP_LISTEN")
 case "${RINGKV_RESP_LWW:-}" in 1 | true | yes) args+=(--resp-lww) ;; esac
 [ -n "${RINGKV_HTTP_LISTEN:-}" ] && args+=(--http-listen "$RINGKV_HTTP_LISTEN")
+if [ -n "${RINGKV_TLS_CERT:-}" ]; then
+  args+=(--tls-cert "$RINGKV_TLS_CERT"
+         --tls-key "${RINGKV_TLS_KEY:?must be set with RINGKV_TLS_CERT}"
+         --tls-ca "${RINGKV_TLS_CA:?must be set with RINGKV_TLS_CERT}")
+fi
+[ -n "${RINGKV_ACL:-}" ] && args+=(--acl "$RINGKV_ACL")
+case "${RINGKV_INSECURE:-}" in 1 | true | yes) args+=(--insecure) ;; esac
 if [ -n "${RINGKV_EXTRA_FLAGS:-}" ]; then
   read -r -a extra <<< "$RINGKV_EXTRA_FLAGS"
   args+=("${extra[@]}")

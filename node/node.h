@@ -108,6 +108,9 @@ class Node {
 
   // Adds a "connections" document (from the runtime) to the status answer.
   void SetConnectionsReport(std::function<std::string()> fn) { connections_report_ = std::move(fn); }
+  // Adds the fields of a JSON object (the runtime's counters: connections,
+  // security, limits) to the stats answer.
+  void SetStatsReport(std::function<std::string()> fn) { stats_report_ = std::move(fn); }
 
   // Requests in flight (coordinated here), for tests and status.
   size_t pending_requests() const;
@@ -156,6 +159,7 @@ class Node {
   std::function<std::string()> connections_report_;
   std::mt19937_64 delay_rng_;
   std::set<Clock::TimerId> delayed_writes_;  // timers of delayed replica writes
+  std::function<std::string()> stats_report_;
 };
 
 }  // namespace ringkv

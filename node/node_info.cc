@@ -158,6 +158,12 @@ std::string Node::StatsJson() const {
   j["datatype_ops"] = s.datatype_ops;
   j["datatype_reads"] = s.datatype_reads;
   j["datatype_wrong_type"] = s.datatype_wrong_type;
+  if (stats_report_) {
+    json extra = json::parse(stats_report_(), nullptr, /*allow_exceptions=*/false);
+    if (extra.is_object()) {
+      for (auto& [k, v] : extra.items()) j[k] = v;
+    }
+  }
   return j.dump();
 }
 

@@ -13,6 +13,8 @@ namespace {
 // A "*N" or "$N" line is at most a sign and 19 digits; anything much longer
 // without a CRLF is garbage, refused before it is buffered further.
 constexpr size_t kMaxHeaderLine = 64;
+// What an argument costs beyond its bytes (a std::string in a vector).
+constexpr uint64_t kArgOverhead = 32;
 
 // Strict decimal: optional '-', digits only, fits int64.
 bool ParseInt(std::string_view s, int64_t* out) {
@@ -133,7 +135,10 @@ RespParser::Result RespParser::Fail(std::string why, std::string* error) {
   failed_ = "Protocol error: " + why;
   *error = failed_;
   buffer_.clear();
+  buffer_.shrink_to_fit();
   pos_ = 0;
+  current_ = RespCommand{};
+  command_bytes_ = 0;
   return Result::kError;
 }
 
@@ -149,6 +154,8 @@ bool RespParser::ReadLine(std::string_view* line) {
 void RespParser::Compact() {
   if (pos_ == buffer_.size()) {
     buffer_.clear();
+    // A large argument's buffer is not kept for the rest of the connection.
+    if (buffer_.capacity() > 64 * 1024) buffer_.shrink_to_fit();
     pos_ = 0;
   } else if (pos_ > 64 * 1024 && pos_ * 2 > buffer_.size()) {
     buffer_.erase(0, pos_);
@@ -222,6 +229,7 @@ RespParser::Result RespParser::Next(RespCommand* cmd, std::string* error) {
               error);
         }
         current_ = RespCommand{};
+        command_bytes_ = 0;
         current_.args.reserve(std::min<int64_t>(count, 1024));
         args_left_ = count;
         state_ = State::kBulkHeader;
@@ -241,6 +249,13 @@ RespParser::Result RespParser::Next(RespCommand* cmd, std::string* error) {
         if (static_cast<uint64_t>(len) > limits_.max_bulk_header_bytes) {
           return Fail(fmt::format("bulk string of {} bytes; the limit is {}", len,
                                   limits_.max_bulk_header_bytes),
+                      error);
+        }
+        if (static_cast<uint64_t>(len) <= limits_.max_bulk_bytes &&
+            command_bytes_ + static_cast<uint64_t>(len) + kArgOverhead > limits_.max_command_bytes) {
+          return Fail(fmt::format("command of over {} bytes; the limit is {}",
+                                  command_bytes_ + static_cast<uint64_t>(len),
+                                  limits_.max_command_bytes),
                       error);
         }
         if (static_cast<uint64_t>(len) > limits_.max_bulk_bytes) {
@@ -265,6 +280,7 @@ RespParser::Result RespParser::Next(RespCommand* cmd, std::string* error) {
           return Fail("bulk string not followed by CRLF", error);
         }
         current_.args.emplace_back(buffer_.data() + pos_, bulk_len_);
+        command_bytes_ += bulk_len_ + kArgOverhead;
         pos_ += bulk_len_ + 2;
         --args_left_;
         state_ = State::kBulkHeader;
@@ -279,6 +295,7 @@ RespParser::Result RespParser::Next(RespCommand* cmd, std::string* error) {
           return Result::kNeedMore;
         }
         current_.args.emplace_back();  // keeps the argument count right
+        command_bytes_ += kArgOverhead;
         --args_left_;
         state_ = State::kBulkHeader;
         break;
@@ -287,6 +304,7 @@ RespParser::Result RespParser::Next(RespCommand* cmd, std::string* error) {
     if (state_ == State::kBulkHeader && args_left_ == 0) {
       *cmd = std::move(current_);
       current_ = RespCommand{};
+      command_bytes_ = 0;
       state_ = State::kStart;
       return Result::kCommand;
     }

@@ -38,6 +38,10 @@ struct RespLimits {
   size_t max_args = 1024 * 1024;
   // Longest inline command line.
   size_t max_inline_bytes = 64 * 1024;
+  // Most bytes the arguments of one command may hold together (each counted
+  // with 32 bytes of overhead), so a command of many large arguments cannot
+  // grow the parser without bound; more is a protocol error.
+  uint64_t max_command_bytes = 64ull * 1024 * 1024;
 };
 
 // One command: its arguments, the name first. error is non-empty when the
@@ -62,6 +66,13 @@ class RespParser {
 
   // Bytes received and not yet consumed by a returned command.
   size_t buffered() const { return buffer_.size() - pos_; }
+  // Memory held for the client: unconsumed bytes and the arguments of the
+  // command being read.
+  size_t memory() const { return buffer_.capacity() + static_cast<size_t>(command_bytes_); }
+  // Changes the limits for what is parsed from now on (a connection's limits
+  // rise once it has authenticated).
+  void set_limits(const RespLimits& limits) { limits_ = limits; }
+  const RespLimits& limits() const { return limits_; }
 
  private:
   enum class State { kStart, kBulkHeader, kBulkBody, kSkip };
@@ -82,6 +93,7 @@ class RespParser {
   int64_t args_left_ = 0;   // bulk strings still expected in the current array
   uint64_t bulk_len_ = 0;   // kBulkBody: length of the bulk being read
   uint64_t skip_left_ = 0;  // kSkip: bytes (with the CRLF) still to discard
+  uint64_t command_bytes_ = 0;  // arguments of current_, with overhead
   std::string failed_;      // set once a protocol error happened
 };
 

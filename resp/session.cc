@@ -124,13 +124,53 @@ std::string RespErrorFor(const Status& status) {
   }
 }
 
+RespLimits PreAuthLimits(const RespLimits& limits) {
+  RespLimits pre = limits;
+  pre.max_bulk_bytes = std::min<size_t>(limits.max_bulk_bytes, 16 * 1024);
+  pre.max_bulk_header_bytes = std::min<uint64_t>(limits.max_bulk_header_bytes, 16 * 1024);
+  pre.max_args = std::min<size_t>(limits.max_args, 16);
+  pre.max_inline_bytes = std::min<size_t>(limits.max_inline_bytes, 16 * 1024);
+  pre.max_command_bytes = std::min<uint64_t>(limits.max_command_bytes, 64 * 1024);
+  return pre;
+}
+
 RespSession::RespSession(RespOptions options, RespStats* stats)
-    : options_(options), stats_(stats), parser_(options.limits), lww_(options.lww) {}
+    : options_(options),
+      stats_(stats),
+      parser_(options.auth_required ? PreAuthLimits(options.limits) : options.limits),
+      lww_(options.lww),
+      authenticated_(!options.auth_required) {}
 
 void RespSession::Feed(std::string_view data) {
   if (stop_reading_) return;
   parser_.Append(data);
+  RunBacklog();
+}
+
+void RespSession::RunBacklog() {
+  budget_ = options_.commands_per_turn == 0 ? SIZE_MAX : options_.commands_per_turn;
   Pump();
+}
+
+bool RespSession::backlogged() const {
+  return budget_ == 0 && !stop_reading_ && !auth_barrier_ && !full() && parser_.buffered() > 0;
+}
+
+void RespSession::ReleaseMemory() {
+  parser_ = RespParser(parser_.limits());
+  queue_.clear();
+  in_flight_.clear();
+  requests_.clear();
+  output_.clear();
+  output_.shrink_to_fit();
+  held_reply_bytes_ = 0;
+  stop_reading_ = true;
+}
+
+void RespSession::SetAuthenticated() {
+  if (authenticated_) return;
+  authenticated_ = true;
+  parser_.set_limits(options_.limits);
 }
 
 std::vector<Envelope> RespSession::TakeRequests() {
@@ -146,7 +186,7 @@ std::string RespSession::TakeOutput() {
 }
 
 void RespSession::Pump() {
-  while (!stop_reading_ && !full()) {
+  while (!stop_reading_ && !full() && !auth_barrier_ && budget_ > 0) {
     RespCommand cmd;
     std::string error;
     RespParser::Result r = parser_.Next(&cmd, &error);
@@ -159,6 +199,7 @@ void RespSession::Pump() {
       protocol_error_ = true;
       break;
     }
+    --budget_;
     Dispatch(std::move(cmd));
   }
   Flush();
@@ -169,6 +210,7 @@ void RespSession::Flush() {
     const std::string& reply = queue_.front().reply;
     if (!reply.empty() && reply[0] == '-') ++stats_->error_replies;
     output_ += reply;
+    held_reply_bytes_ -= std::min(held_reply_bytes_, reply.size());
     queue_.pop_front();
   }
 }
@@ -178,6 +220,7 @@ void RespSession::Immediate(std::string reply) {
   p.seq = next_seq_++;
   p.done = true;
   p.reply = std::move(reply);
+  held_reply_bytes_ += p.reply.size();
   queue_.push_back(std::move(p));
 }
 
@@ -189,12 +232,17 @@ void RespSession::ImmediateError(std::string_view message) {
 
 void RespSession::Dispatch(RespCommand cmd) {
   ++stats_->commands;
-  if (!cmd.error.empty()) return ImmediateError(cmd.error);
   std::vector<std::string>& a = cmd.args;
   const size_t n = a.size();
   std::string name = Upper(a[0]);
   std::string reply;
-  if (name == "GET") {
+  if (!authenticated_ && name != "AUTH" && name != "PING" && name != "QUIT" && name != "HELLO") {
+    return ImmediateError("NOAUTH Authentication required.");
+  }
+  if (!cmd.error.empty()) return ImmediateError(cmd.error);
+  if (name == "AUTH") {
+    StartAuth(a);
+  } else if (name == "GET") {
     if (n != 2) return ImmediateError(ArityError(a[0]));
     StartKeyed(Op::kGet, a, 1);
   } else if (name == "SET") {
@@ -541,6 +589,22 @@ void RespSession::StartInfo() {
   Send(seq, 1, InfoRequest{"stats", ""});
 }
 
+void RespSession::StartAuth(std::vector<std::string>& args) {
+  if (args.size() != 2 && args.size() != 3) return ImmediateError(ArityError(args[0]));
+  Pending p;
+  p.seq = next_seq_++;
+  p.op = Op::kAuth;
+  p.parts.emplace_back("auth");
+  p.waiting = 1;
+  uint64_t seq = p.seq;
+  queue_.push_back(std::move(p));
+  AuthRequest req;
+  req.user = args.size() == 3 ? std::move(args[1]) : "default";
+  req.password = std::move(args.back());
+  auth_barrier_ = true;
+  Send(seq, 0, std::move(req));
+}
+
 void RespSession::Send(uint64_t seq, size_t part, Body body) {
   uint64_t id = next_request_id_++;
   in_flight_[id] = {seq, part};
@@ -562,6 +626,20 @@ void RespSession::OnReply(const Envelope& env) {
 
 void RespSession::OnPartReply(Pending& p, size_t index, const Envelope& env) {
   Part& part = p.parts[index];
+  if (p.op == Op::kAuth) {
+    auth_barrier_ = false;
+    const auto* reply = std::get_if<Reply>(&env.body);
+    if (reply == nullptr) {
+      part.error = "ERR unexpected answer from the node";
+    } else if (reply->status.code() == Status::Code::kUnauthenticated) {
+      part.error = "WRONGPASS invalid username-password pair or user is disabled.";
+    } else if (!reply->status.ok()) {
+      part.error = RespErrorFor(reply->status);
+    } else {
+      SetAuthenticated();
+    }
+    return FinishPart(p, part);
+  }
   if (p.op >= Op::kDataWrite && p.op <= Op::kHexists) return OnDataTypeReply(p, part, env);
   if (p.op == Op::kInfo) {
     const auto* info = std::get_if<InfoReply>(&env.body);
@@ -755,6 +833,7 @@ void RespSession::FinishPart(Pending& p, Part& part) {
   if (--p.waiting > 0) return;
   p.done = true;
   p.reply = EncodeReply(p);
+  held_reply_bytes_ += p.reply.size();
   p.parts.clear();  // values can be large; only the reply is kept
   p.parts.shrink_to_fit();
   p.listed.clear();
@@ -791,6 +870,7 @@ std::string RespSession::EncodeReply(const Pending& p) {
       }
       break;
     case Op::kSet:
+    case Op::kAuth:
       AppendSimpleString(&out, "OK");
       break;
     case Op::kDel:

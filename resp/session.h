@@ -58,6 +58,13 @@
 //  PING [msg], ECHO msg, SELECT 0, QUIT, INFO [section], COMMAND ...,
 //  CONFIG GET save|appendonly (what redis-benchmark asks), CLIENT SETNAME |
 //  GETNAME | SETINFO, RINGKV LWW [ON|OFF].
+//  AUTH password | AUTH user password: logs in as an ACL user ("default" when
+//                 no user is given, as Redis does) through an AuthRequest;
+//                 "+OK", or "-WRONGPASS ...". Commands after an AUTH run once
+//                 it is answered. On a node with users (auth_required), every
+//                 command but AUTH, PING, QUIT (and HELLO, which is unknown)
+//                 answers "-NOAUTH Authentication required." until then, and
+//                 the parser takes only small commands (a few KB).
 //  The mode: CLIENT SETNAME lww or RINGKV LWW ON turn lww on for the
 //  connection; any other name or RINGKV LWW OFF turn it off.
 // Convergent data types (resp/session_datatypes.cc; core/datatypes.h): a key
@@ -107,7 +114,17 @@ struct RespOptions {
   // The node's wall clock (ms since the epoch), for TTL and PTTL. Unset:
   // TTL answers as if no time had passed since the write.
   std::function<uint64_t()> wall_ms;
+  // The node has users: a connection must AUTH first.
+  bool auth_required = false;
+  // Commands parsed per Feed or RunBacklog call (0: no limit), so one
+  // pipelining client cannot hold the node's loop: the rest wait for
+  // RunBacklog on a later loop turn (backlogged()).
+  size_t commands_per_turn = 0;
 };
+
+// The parser's limits before a connection has authenticated: a few small
+// arguments (AUTH user password), as Redis limits unauthenticated clients.
+RespLimits PreAuthLimits(const RespLimits& limits);
 
 class RespSession {
  public:
@@ -115,6 +132,20 @@ class RespSession {
 
   // Bytes from the client.
   void Feed(std::string_view data);
+  // Runs commands left buffered when the turn's budget ran out.
+  void RunBacklog();
+  // Complete commands may be waiting for RunBacklog.
+  bool backlogged() const;
+  // The connection is closing: drops buffered input, queued replies and
+  // output at once (not from inside a call into the session).
+  void ReleaseMemory();
+  // The connection authenticated another way (a client certificate).
+  void SetAuthenticated();
+  bool authenticated() const { return authenticated_; }
+  // Memory held for this client: unparsed input, the command being read,
+  // and finished replies not yet taken (counted against the connection's
+  // output limit by the runtime).
+  size_t memory() const { return parser_.memory() + held_reply_bytes_ + output_.size(); }
   // The node's answer (Reply or InfoReply) to one of this session's
   // requests; answers to unknown request ids are ignored.
   void OnReply(const Envelope& env);
@@ -151,6 +182,7 @@ class RespSession {
     kScan,
     kKeys,
     kDbsize,
+    kAuth,
   };
   // One key of a command (or one info topic), and what became of it.
   struct Part {
@@ -197,6 +229,7 @@ class RespSession {
   // value is moved out of args).
   void StartKeyed(Op op, std::vector<std::string>& args, size_t first_key);
   void StartInfo();
+  void StartAuth(std::vector<std::string>& args);
   void Send(uint64_t seq, size_t part, Body body);
 
   void OnPartReply(Pending& p, size_t index, const Envelope& env);
@@ -239,6 +272,10 @@ class RespSession {
   std::string name_;  // CLIENT SETNAME
   bool stop_reading_ = false;
   bool protocol_error_ = false;
+  bool authenticated_ = true;
+  bool auth_barrier_ = false;  // an AUTH waits for its answer: parse nothing after it
+  size_t budget_ = 0;          // commands this call may still parse
+  size_t held_reply_bytes_ = 0;  // finished replies in queue_
   uint64_t next_seq_ = 1;
   uint64_t next_request_id_ = 1;
   std::deque<Pending> queue_;                                  // consecutive seqs, oldest first

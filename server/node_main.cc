@@ -1,5 +1,7 @@
 // ringkv-node: one ringkv node process.
 #include <arpa/inet.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cctype>
@@ -14,10 +16,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "core/acl.h"
 #include "node/membership.h"
 #include "node/node.h"
 #include "server/http_api.h"
+#include "server/access.h"
 #include "server/runtime.h"
+#include "server/tls.h"
 #include "store/leveldb_store.h"
 
 namespace {
@@ -49,6 +54,22 @@ Status CheckIdentity(Store* store, const NodeConfig& config, uint32_t ring_size)
     }
   }
   return Status::OK();
+}
+
+// Raises the open-file limit to fit --max-connections (and the store's and
+// peers' descriptors); returns the connections it can take.
+size_t FitConnections(size_t wanted) {
+  constexpr size_t kReserve = 256;  // LevelDB files, peers, listeners
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return wanted;
+  rlim_t need = static_cast<rlim_t>(wanted + kReserve);
+  if (rl.rlim_cur < need) {
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ? need : std::min(need, rl.rlim_max);
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return wanted;
+  return rl.rlim_cur > kReserve + 16 ? static_cast<size_t>(rl.rlim_cur) - kReserve : 16;
 }
 
 }  // namespace
@@ -168,6 +189,65 @@ int main(int argc, char** argv) {
                  "block cache (every put reads its key first, so hot keys are read from here). "
                  "0: off. Default: 64")
       ->check(CLI::Range(0, 1 << 20));
+
+  // Security (README "Security").
+  std::string tls_cert, tls_key, tls_ca, acl_file;
+  bool insecure = false;
+  app.add_option("--tls-cert", tls_cert,
+                 "This node's certificate (PEM), made with `ringkv certs node DIR --id ID --host "
+                 "HOST`: with --tls-key and --tls-ca, every connection (peers, clients, Redis "
+                 "protocol) is TLS, and peers must prove their node id with a certificate of the "
+                 "same CA")
+      ->check(CLI::ExistingFile)
+      ->group("Security");
+  app.add_option("--tls-key", tls_key, "The private key of --tls-cert (PEM; keep it mode 0600)")
+      ->check(CLI::ExistingFile)
+      ->group("Security");
+  app.add_option("--tls-ca", tls_ca,
+                 "The cluster CA's certificate (PEM, `ringkv certs ca DIR`): peers' and clients' "
+                 "certificates must be signed by it")
+      ->check(CLI::ExistingFile)
+      ->group("Security");
+  app.add_option("--acl", acl_file,
+                 "Users and roles (read, write, admin), made with `ringkv acl add FILE NAME --role "
+                 "ROLE`: every client must log in, and may do what its role allows. Reloaded on "
+                 "SIGHUP (a bad file keeps the users loaded before). Needs TLS (or --insecure)")
+      ->check(CLI::ExistingFile)
+      ->group("Security");
+  app.add_flag("--insecure", insecure,
+               "Start even where it is unsafe: listening on an address other machines reach "
+               "without TLS and --acl (protected mode refuses that), or --acl without TLS (peers "
+               "could not be told from clients posing as them). Only on a network you trust")
+      ->group("Security");
+
+  // Limits: what one client, or all of them, may make the node hold.
+  size_t client_output_limit_mb = 32, peer_output_limit_mb = 256, max_client_memory_mb = 128;
+  size_t max_connections = 4096;
+  app.add_option("--client-output-limit-mb", client_output_limit_mb,
+                 "Replies a client has not read, in MiB, before the node disconnects it (one reply "
+                 "larger than this still goes out)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20))
+      ->group("Limits");
+  app.add_option("--peer-output-limit-mb", peer_output_limit_mb,
+                 "Messages queued for a peer that does not read them, in MiB, before the "
+                 "connection is dropped (and remade)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20))
+      ->group("Limits");
+  app.add_option("--max-client-memory-mb", max_client_memory_mb,
+                 "Input and output all client connections may hold in buffers together, in MiB; "
+                 "past it the connection holding the most is disconnected (peers proven by "
+                 "their TLS certificate are not counted)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20))
+      ->group("Limits");
+  app.add_option("--max-connections", max_connections,
+                 "Incoming connections open at once; more are refused with an error (the node "
+                 "raises its open-file limit to fit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000))
+      ->group("Limits");
   CLI11_PARSE(app, argc, argv);
 
   if (config.r > config.n || config.w > config.n) {
@@ -219,9 +299,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // The HTTP port has no users of its own: ropts.http.authorize stays empty
-  // (every request may read) until the node has an ACL; with one, it must
-  // accept a user that authenticates and has the read role.
+  // The HTTP port has no users of its own: with --acl the runtime asks for
+  // Basic credentials of a user of the ACL (every role may read).
   if (!replica_delay.empty()) {
     auto dash = replica_delay.find('-');
     std::string lo = replica_delay.substr(0, dash);
@@ -241,9 +320,83 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // Arguments up to the value limit are read; longer ones are skipped
-  // unbuffered and answered with an error.
+  // A bulk string is at most a value (or key): a longer one is a protocol
+  // error (Redis's proto-max-bulk-len), and a command's arguments together
+  // at most a value, a key and 1 MiB.
   ropts.resp.limits.max_bulk_bytes = std::max(config.max_value_bytes, kMaxKeyBytes);
+  ropts.resp.limits.max_bulk_header_bytes = ropts.resp.limits.max_bulk_bytes;
+  ropts.resp.limits.max_command_bytes = ropts.resp.limits.max_bulk_bytes + kMaxKeyBytes + (1u << 20);
+  ropts.node_id = config.id;
+  ropts.max_value_bytes = config.max_value_bytes;
+  ropts.client_output_limit = client_output_limit_mb << 20;
+  ropts.peer_output_limit = peer_output_limit_mb << 20;
+  ropts.max_client_memory = max_client_memory_mb << 20;
+  ropts.max_connections = FitConnections(max_connections);
+  if (ropts.max_connections < max_connections) {
+    fmt::print(stderr,
+               "ringkv-node: the open-file limit fits only {} connections; --max-connections {} "
+               "lowered to that (raise it with ulimit -n)\n",
+               ropts.max_connections, max_connections);
+  }
+
+  bool tls = !tls_cert.empty() || !tls_key.empty() || !tls_ca.empty();
+  if (tls && (tls_cert.empty() || tls_key.empty() || tls_ca.empty())) {
+    fmt::print(stderr,
+               "ringkv-node: TLS needs all three of --tls-cert, --tls-key and --tls-ca (make them "
+               "with `ringkv certs`)\n");
+    return 2;
+  }
+  if (tls) {
+    auto ctx = TlsContext::Load(tls_cert, tls_key, tls_ca);
+    if (!ctx.ok()) {
+      fmt::print(stderr, "ringkv-node: {}\n", ctx.status().message());
+      return 2;
+    }
+    const PeerIdentity& me = (*ctx)->identity();
+    if (me.kind != PeerKind::kNode || me.name != config.id) {
+      fmt::print(stderr,
+                 "ringkv-node: --tls-cert {} is a certificate for {}, not node {}; make one with "
+                 "`ringkv certs node DIR --id {} --host HOST`\n",
+                 tls_cert, DescribeIdentity(me), config.id, config.id);
+      return 2;
+    }
+    struct stat st {};
+    if (stat(tls_key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+      fmt::print(stderr,
+                 "ringkv-node: warning: the private key {} can be read by other users (mode {:o}); "
+                 "chmod 600 it\n",
+                 tls_key, st.st_mode & 0777);
+    }
+    ropts.tls = std::move(ctx).value();
+  }
+  if (!acl_file.empty()) {
+    auto acl = Acl::Load(acl_file);
+    if (!acl.ok()) {
+      fmt::print(stderr, "ringkv-node: --acl {}\n", acl.status().message());
+      return 2;
+    }
+    if (acl->empty()) {
+      fmt::print(stderr,
+                 "ringkv-node: warning: --acl {} has no users: no client can log in (add one with "
+                 "`ringkv acl add {} NAME --role admin`, then kill -HUP the node)\n",
+                 acl_file, acl_file);
+    }
+    ropts.acl = std::make_shared<const Acl>(std::move(acl).value());
+    if (!tls && !insecure) {
+      fmt::print(stderr,
+                 "ringkv-node: --acl needs TLS (--tls-cert, --tls-key, --tls-ca): without it a "
+                 "client could pose as a peer node and bypass the users, and passwords would "
+                 "cross the network in clear. Add TLS, or pass --insecure to run with users "
+                 "anyway (on a network you trust).\n");
+      return 2;
+    }
+    if (!tls) {
+      fmt::print(stderr,
+                 "ringkv-node: warning: --acl without TLS (--insecure): clients must log in, but "
+                 "peers are not authenticated, so anyone who reaches the port can pose as a node\n");
+    }
+  }
+  ropts.resp.auth_required = ropts.acl != nullptr;
 
   std::string advertise = advertise_flag.empty() ? listen : advertise_flag;
   {
@@ -287,6 +440,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     if (j != advertise) config.seeds.push_back(j);
+  }
+  {
+    // Protected mode: listening beyond this machine needs TLS and users.
+    std::vector<Listener> listeners = {{"--listen", ropts.listen_host}};
+    if (ropts.resp_port != 0) listeners.push_back({"--resp-listen", ropts.resp_host});
+    if (ropts.http_port != 0) listeners.push_back({"--http-listen", ropts.http_host});
+    s = CheckProtectedMode(listeners, ropts.tls != nullptr, ropts.acl != nullptr, insecure);
+    if (!s.ok()) {
+      fmt::print(stderr, "ringkv-node: {}\n", s.message());
+      return 2;
+    }
   }
   if (!config.peers.empty() && !config.seeds.empty()) {
     fmt::print(stderr, "ringkv-node: give --peers (a fixed initial membership) or --join (seeds), not both\n");
@@ -360,6 +524,20 @@ int main(int argc, char** argv) {
       return in;
     });
     runtime.SetHttpHandler([&http_api](const HttpRequest& r) { return http_api.Handle(r); });
+    node.SetStatsReport([&runtime] { return runtime.StatsJson(); });
+    if (!acl_file.empty()) {
+      runtime.OnHangup([&runtime, &acl_file, &config] {
+        auto acl = Acl::Load(acl_file);
+        if (!acl.ok()) {
+          fmt::print(stderr, "ringkv-node {}: SIGHUP: keeping the users loaded before: {}\n",
+                     config.id, acl.status().message());
+          return;
+        }
+        fmt::print(stderr, "ringkv-node {}: SIGHUP: reloaded {} ({} users)\n", config.id,
+                   acl_file, acl->users().size());
+        runtime.SetAcl(std::make_shared<const Acl>(std::move(acl).value()));
+      });
+    }
     node.OnExit([&] {
       fmt::print(stderr, "ringkv-node {}: left the cluster; exiting\n", config.id);
       runtime.Stop();
@@ -391,6 +569,11 @@ int main(int argc, char** argv) {
                  "{}-{} ms late (--inject-replica-delay-ms); never use this in production\n",
                  config.id, config.inject_replica_delay_min_ms, config.inject_replica_delay_max_ms);
     }
+    fmt::print(stderr, "ringkv-node {}: {}; {}\n", config.id,
+               ropts.tls ? "TLS on every connection, peers known by their certificates"
+                         : "no TLS",
+               ropts.acl ? fmt::format("users from {} ({})", acl_file, ropts.acl->users().size())
+                         : std::string("no users (every client may do everything)"));
     runtime.Run();
     runtime.SetNode(nullptr);
     node_ptr = nullptr;

@@ -5,6 +5,11 @@
 #include <sys/socket.h>
 #include <uv.h>
 
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <deque>
@@ -15,6 +20,9 @@
 #include <fmt/format.h>
 
 #include "core/codec.h"
+#include "core/limits.h"
+#include "server/access.h"
+#include "server/output_queue.h"
 
 namespace ringkv {
 
@@ -39,6 +47,19 @@ Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
 
 namespace {
 
+// A TLS record of the handshake starts with this byte; no RESP command and
+// (almost) no ringkv frame does (see LooksLikeTls).
+constexpr unsigned char kTlsHandshakeByte = 0x16;
+// Ciphertext kept ready for the socket per TLS connection; the rest of the
+// output stays plaintext (in the connection's queue) until the socket drains.
+constexpr size_t kTlsWindow = 256 * 1024;
+// A TLS handshake not finished within this is abandoned (it holds a slot).
+constexpr uint64_t kHandshakeTimeoutMs = 10000;
+// Password checks run on libuv's thread pool, at most this many at once.
+constexpr int kMaxConcurrentAuth = 2;
+// Refusals logged per connection (the rest are counted only).
+constexpr int kRefusalsLogged = 3;
+
 // A TCP connection, incoming (a client or a peer talking to us) or outgoing
 // (ours to a peer). Owned by Impl; freed in the close callback.
 struct Conn {
@@ -46,21 +67,47 @@ struct Conn {
   Runtime::Impl* impl = nullptr;
   ClientId id = 0;
   bool outgoing = false;
-  NodeId peer;  // outgoing only
-  bool connected = false;
+  NodeId peer;          // outgoing only
+  std::string remote;   // the other end's address, for logs
+  bool tcp_up = false;  // the socket is connected: bytes may be written
+  bool ready = false;   // TLS handshake done (at once without TLS): data flows
   bool closing = false;
   bool close_after_flush = false;
   std::string close_reason = "closed after error";  // logged when close_after_flush closes it
   bool reading = false;
+  bool sniffed = false;     // the first bytes were checked for the wrong protocol
+  bool backlogged = false;  // input waits for a later loop turn
+  bool auth_pending = false;   // a password check runs: nothing else is read
+  bool waiting_pending = false;  // too many requests in flight: not read
   FrameReader reader{kDefaultMaxFrameBytes};
   // Redis-protocol clients only: the adapter, and whether a call into it is
   // on the stack (the node may answer from inside OnMessage).
   std::unique_ptr<RespSession> resp;
   bool resp_busy = false;
+  // Requests the session made that wait for a later turn (this turn's
+  // share of work is used up).
+  std::deque<Envelope> resp_later;
   // HTTP clients only (metrics, API, dashboard).
   std::unique_ptr<HttpSession> http;
-  std::string out;       // buffered, written at the end of the loop turn
+  bool native_counted = false;  // in native_conns.open
+  std::unique_ptr<TlsSession> tls;
+  OutputQueue out;   // application bytes, written (TLS: encrypted) at the end of the turn
+  OutputQueue wire;  // TLS: ciphertext not yet handed to the socket
   size_t in_flight = 0;  // bytes handed to uv_write, not yet completed
+  // Identity: the node id the TLS certificate proves (incoming: the client
+  // certificate; outgoing: the server's, which is the peer dialled, or any
+  // node of the cluster for a seed); the ACL user.
+  NodeId verified_node;
+  bool authenticated = false;
+  std::string user;
+  Role role = Role::kRead;
+  int refusals_logged = 0;
+  // Native clients: requests handed to the node and not yet answered.
+  std::unordered_map<uint64_t, size_t> pending;  // request id -> frame bytes
+  size_t pending_bytes = 0;
+  size_t accounted = 0;  // this connection's share of Impl::client_memory
+  uint64_t read_turn = 0;    // the loop turn read_bytes counts in
+  size_t read_bytes = 0;     // bytes read in that turn
   // Outgoing: request ids sent on this connection recently; if it breaks,
   // the Node is told they failed (it ignores those already answered).
   std::deque<std::pair<uint64_t, uint64_t>> sent_requests;  // (id, sent at ms)
@@ -69,7 +116,8 @@ struct Conn {
 
 struct WriteReq {
   uv_write_t req;
-  std::string data;
+  std::vector<std::string> chunks;
+  size_t bytes = 0;
   Conn* conn;
 };
 
@@ -84,7 +132,76 @@ struct PeerState {
   bool reachable = true;
 };
 
+// Counters of the runtime (Runtime::StatsJson).
+struct RuntimeCounters {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_refused = 0;  // --max-connections
+  uint64_t tls_handshakes = 0;
+  uint64_t tls_failures = 0;         // handshakes refused or broken
+  uint64_t tls_mismatches = 0;       // plaintext on a TLS port, or TLS on a plaintext one
+  uint64_t peer_identity_refused = 0;  // a peer message without the certificate of its sender
+  uint64_t auth_successes = 0;
+  uint64_t auth_failures = 0;
+  uint64_t unauthenticated_refused = 0;
+  uint64_t permission_denied = 0;
+  uint64_t output_limit_disconnects = 0;
+  uint64_t input_limit_disconnects = 0;  // frames over the connection's limit
+  uint64_t memory_evictions = 0;         // --max-client-memory-mb
+  uint64_t turns_yielded = 0;            // fairness: input left for a later turn
+  uint64_t reads_paused_pending = 0;     // too many requests in flight
+};
+
+// The password check of one AuthRequest, run on the thread pool.
+struct AuthWork {
+  uv_work_t req;
+  Runtime::Impl* impl = nullptr;
+  ClientId conn = 0;
+  uint64_t request_id = 0;
+  bool resp = false;
+  std::string user;
+  std::string password;
+  PasswordHash hash;
+  bool known = false;  // the user exists (else a dummy hash is checked)
+  bool ok = false;
+};
+
 uint64_t SteadyMillis() { return uv_hrtime() / 1000000; }
+
+std::string PeerName(uv_tcp_t* tcp) {
+  sockaddr_storage addr{};
+  int len = sizeof(addr);
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return "?";
+  char ip[64] = "?";
+  if (addr.ss_family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(a, ip, sizeof(ip));
+    return fmt::format("{}:{}", ip, ntohs(a->sin_port));
+  }
+  if (addr.ss_family == AF_INET6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(a, ip, sizeof(ip));
+    return fmt::format("[{}]:{}", ip, ntohs(a->sin6_port));
+  }
+  return "?";
+}
+
+// A user name as a client sent it, safe to log.
+std::string Printable(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size() && i < 64; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    out += (c >= ' ' && c <= '~' && c != '\'') ? static_cast<char>(c) : '?';
+  }
+  return s.size() > 64 ? out + "..." : out;
+}
+
+// The first bytes of a plaintext connection are a TLS ClientHello: a
+// handshake record (0x16, 0x03 0x0N). A ringkv frame has "RKV1" (the
+// FlatBuffers file identifier) at bytes 8..11, which a ClientHello does not.
+bool LooksLikeTls(std::string_view p) {
+  return p.size() >= 12 && static_cast<unsigned char>(p[0]) == kTlsHandshakeByte && p[1] == 0x03 &&
+         p.substr(8, 4) != "RKV1";
+}
 
 }  // namespace
 
@@ -98,9 +215,18 @@ struct Runtime::Impl {
   uv_tcp_t http_listener;
   HttpStats http_stats;
   ListenerConnections native_conns{"native"}, http_conns{"http"};
+  // HTTP Basic logins (AuthorizeHttp): users whose password was checked,
+  // as SHA-256 of a random salt and the password; failed checks this second.
+  std::unordered_map<std::string, std::string> http_verified;
+  std::string http_salt;
+  uint64_t http_fail_window_ms = 0;
+  int http_fail_checks = 0;
+  static constexpr int kHttpFailedChecksPerSecond = 4;
+  RuntimeCounters counters;
   uv_prepare_t flusher;
+  uv_idle_t backlog_idle;
   uv_async_t wakeup;
-  uv_signal_t sigterm, sigint;
+  uv_signal_t sigterm, sigint, sighup;
   std::map<ClientId, Conn*> conns;
   std::set<Conn*> dirty;
   std::map<NodeId, PeerState> peers;
@@ -115,7 +241,21 @@ struct Runtime::Impl {
   std::deque<std::function<void()>> posted;
   ClientId next_conn_id = 1;
   Clock::TimerId next_timer_id = 1;
+  uint64_t turn = 0;  // loop turns (counted by the flush before each poll)
   bool stopping = false;
+  // Connections whose input waits for a later turn (ids: a connection may
+  // close meanwhile).
+  std::vector<ClientId> backlog;
+  bool backlog_active = false;
+  size_t incoming = 0;       // incoming connections open
+  size_t client_memory = 0;  // sum of Conn::accounted
+  uint64_t last_refusal_log_ms = 0;
+  // Users; a dummy hash is checked for unknown names, so that the time an
+  // attempt takes does not say whether the user exists.
+  std::shared_ptr<const Acl> acl;
+  PasswordHash dummy_hash;
+  int auth_running = 0;
+  std::deque<AuthWork*> auth_queue;
 
   void Post(std::function<void()> fn) {
     posted.push_back(std::move(fn));
@@ -155,56 +295,846 @@ struct Runtime::Impl {
     ArmTimer();
   }
 
+  Clock::TimerId AddTimer(uint64_t delay_ms, std::function<void()> fn) {
+    Clock::TimerId id = next_timer_id++;
+    if (stopping) return id;
+    uint64_t deadline = uv_now(&loop) + delay_ms;
+    timer_queue.emplace(std::make_pair(deadline, id), std::move(fn));
+    timer_deadlines.emplace(id, deadline);
+    ArmTimer();
+    return id;
+  }
+
+  Conn* Find(ClientId id) {
+    auto it = conns.find(id);
+    return it == conns.end() || it->second->closing ? nullptr : it->second;
+  }
+
   void MarkDirty(Conn* c) {
     if (!c->closing) dirty.insert(c);
   }
 
+  // --- accounting and limits ----------------------------------------------------
+
+  // Bytes the connection holds for its client: unread input, unsent output.
+  size_t OutputBytes(const Conn* c) const {
+    return c->out.bytes() + c->wire.bytes() + c->in_flight;
+  }
+  size_t Footprint(const Conn* c) const {
+    if (c->closing || c->outgoing || !c->verified_node.empty()) return 0;
+    return OutputBytes(c) + (c->resp ? c->resp->memory() : c->http ? 0 : c->reader.memory());
+  }
+  void Account(Conn* c) {
+    size_t now = Footprint(c);
+    client_memory = client_memory - c->accounted + now;
+    c->accounted = now;
+  }
+
+  // Past the budget, closes the connections that hold the most until it fits.
+  void EnforceMemory() {
+    while (client_memory > options.max_client_memory) {
+      Conn* largest = nullptr;
+      for (auto& [id, c] : conns) {
+        if (!c->closing && (largest == nullptr || c->accounted > largest->accounted)) largest = c;
+      }
+      if (largest == nullptr || largest->accounted == 0) return;
+      ++counters.memory_evictions;
+      fmt::print(stderr,
+                 "runtime: closing connection {} from {}: it holds {:.1f} MB of buffers, the most of "
+                 "any while all connections hold {:.1f} MB, over --max-client-memory-mb {}\n",
+                 largest->id, largest->remote, largest->accounted / 1048576.0,
+                 client_memory / 1048576.0, options.max_client_memory >> 20);
+      CloseConn(largest, "client memory budget exceeded");
+    }
+  }
+
+  // After output was queued: a connection whose unsent output passes its
+  // limit is closed (had_output: something was queued before this, so a
+  // single large reply always goes out). True if it was closed.
+  bool CheckOutputLimit(Conn* c, bool had_output) {
+    size_t queued = OutputBytes(c) + (c->resp ? c->resp->memory() : 0);
+    bool peer = c->outgoing || !c->verified_node.empty();
+    size_t limit = peer ? options.peer_output_limit : options.client_output_limit;
+    if (c->resp) {
+      // A Redis reply of one GET is at most a value: never cut for that
+      // alone; everything else counts, as it is made (checked after each
+      // request, so one turn cannot pile up much more).
+      limit = std::max(limit, options.max_value_bytes + (1u << 20));
+      had_output = true;
+    }
+    Account(c);
+    if (queued <= limit || !had_output) return false;
+    ++counters.output_limit_disconnects;
+    fmt::print(stderr,
+               "runtime: closing {} {}: {:.1f} MB of output not read, over {} {} MB\n",
+               c->outgoing ? "connection to" : "connection from",
+               c->outgoing ? c->peer : fmt::format("{} ({})", c->remote, Who(c)), queued / 1048576.0,
+               peer ? "--peer-output-limit-mb" : "--client-output-limit-mb", limit >> 20);
+    CloseConn(c, "output limit exceeded");
+    return true;
+  }
+
+  std::string Who(const Conn* c) const {
+    if (!c->verified_node.empty()) return "node " + c->verified_node;
+    if (c->authenticated) return "user " + c->user;
+    return c->resp ? "Redis-protocol client" : "client";
+  }
+
+  // The frame limit of an incoming native connection, by what it has proved.
+  void SetFrameLimit(Conn* c) {
+    if (c->outgoing || c->resp) return;
+    size_t limit = options.max_frame_bytes;
+    if (options.tls && c->verified_node.empty()) {
+      if (acl && !c->authenticated) {
+        limit = kPreAuthFrameBytes;
+      } else {
+        limit = std::min(options.max_frame_bytes, options.max_value_bytes + kMaxKeyBytes + (1u << 20));
+      }
+    }
+    // Without TLS a peer cannot be told from a client: the full limit (the
+    // memory budget bounds what partial frames hold).
+    c->reader.set_max_frame_bytes(limit);
+  }
+
+  // --- reading ---------------------------------------------------------------------
+
+  void UpdateReading(Conn* c) {
+    if (c->closing || !c->tcp_up) return;
+    bool want = !c->close_after_flush && !c->backlogged && !c->auth_pending && !c->waiting_pending;
+    if (c->resp) {
+      want = want && !c->resp->full() && !c->resp->backlogged() && !c->resp->finished() &&
+             c->resp_later.empty();
+    }
+    if (c->http) want = want && !c->http->finished();
+    if (want && !c->reading) {
+      StartReading(c);
+    } else if (!want && c->reading) {
+      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
+      c->reading = false;
+    }
+  }
+
+  void StartReading(Conn* c) {
+    c->reading = true;
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&c->tcp),
+        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
+          auto* c = reinterpret_cast<Conn*>(h->data);
+          *buf = uv_buf_init(c->read_buf, sizeof(c->read_buf));
+        },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+          auto* c = reinterpret_cast<Conn*>(s->data);
+          Impl* impl = c->impl;
+          if (nread < 0) {
+            impl->CloseConn(c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
+            return;
+          }
+          if (nread == 0) return;
+          impl->OnRead(c, std::string_view(buf->base, static_cast<size_t>(nread)));
+          if (!c->closing) {
+            impl->Account(c);
+            // libuv reads a stream up to 32 times per turn: past this turn's
+            // share, the rest waits, so one sender cannot hold the loop.
+            if (c->read_turn != impl->turn) {
+              c->read_turn = impl->turn;
+              c->read_bytes = 0;
+            }
+            c->read_bytes += static_cast<size_t>(nread);
+            if (c->read_bytes >= impl->options.bytes_per_turn && c->reading) {
+              ++impl->counters.turns_yielded;
+              impl->Backlog(c);
+            }
+          }
+          impl->EnforceMemory();
+        });
+  }
+
+  void OnRead(Conn* c, std::string_view data) {
+    if (!c->tls) {
+      Deliver(c, data);
+      return;
+    }
+    if (!c->sniffed && !c->outgoing) {
+      c->sniffed = true;
+      if (static_cast<unsigned char>(data[0]) != kTlsHandshakeByte) {
+        RefusePlaintext(c);
+        return;
+      }
+    }
+    std::string plain;
+    Status s = c->tls->Receive(data, &plain);
+    TakeTlsOutput(c);
+    if (!s.ok()) {
+      ++counters.tls_failures;
+      std::string why = c->outgoing ? fmt::format("{} ({})", s.message(), c->peer) : s.message();
+      fmt::print(stderr, "runtime: {} {}: {}\n",
+                 c->outgoing ? "TLS connection to" : "TLS connection from",
+                 c->outgoing ? c->peer : c->remote, s.message());
+      if (c->outgoing) {
+        // An impostor or a misconfigured peer: not reachable as that node.
+        ++counters.peer_identity_refused;
+      }
+      // The alert (if any) goes out, then the connection closes.
+      c->close_after_flush = true;
+      c->close_reason = why;
+      UpdateReading(c);
+      MarkDirty(c);
+      return;
+    }
+    if (!c->ready && c->tls->handshake_done()) {
+      OnSecured(c);
+      if (c->closing) return;
+    }
+    if (c->tls->closed()) {
+      CloseConn(c, "closed by peer");
+      return;
+    }
+    if (!plain.empty()) Deliver(c, plain);
+  }
+
+  // Plaintext on a TLS port: answer once in plaintext, in the client's
+  // protocol, then close.
+  void RefusePlaintext(Conn* c) {
+    ++counters.tls_mismatches;
+    c->tls.reset();
+    c->ready = true;
+    fmt::print(stderr, "runtime: refused a plaintext {}connection from {}: this node speaks TLS\n",
+               c->resp ? "Redis-protocol " : "", c->remote);
+    if (c->resp) {
+      c->out.Append(std::string_view(
+          "-ERR this port speaks TLS only (redis-cli --tls --cacert CA_FILE)\r\n"));
+    } else if (c->http) {
+      HttpResponse r;
+      r.status = 400;
+      r.body = "this port speaks TLS only: use https:// (and the cluster's CA)\n";
+      c->out.Append(HttpSession::Serialize(r, false, false, false));
+    } else {
+      ReplyError(c, 0,
+                 Status::Unauthenticated(fmt::format(
+                     "node {} accepts TLS connections only: give the cluster's CA with --tls-ca "
+                     "FILE (or RINGKV_TLS_CA)",
+                     options.node_id)));
+    }
+    c->close_after_flush = true;
+    c->close_reason = "plaintext connection to a TLS node";
+    UpdateReading(c);
+    MarkDirty(c);
+  }
+
+  // The ciphertext a TlsSession produced, queued for the socket.
+  void TakeTlsOutput(Conn* c) {
+    std::string cipher;
+    if (c->tls && c->tls->TakeOutput(&cipher)) {
+      c->wire.Append(std::move(cipher));
+      MarkDirty(c);
+    }
+  }
+
+  void OnSecured(Conn* c) {
+    c->ready = true;
+    ++counters.tls_handshakes;
+    const PeerIdentity& id = c->tls->peer();
+    if (c->outgoing) {
+      // TlsSession checked that the certificate names the node dialled; a
+      // seed is dialled by address, so any node of the cluster will do, and
+      // its messages must then come from the node the certificate names.
+      if (id.kind != PeerKind::kNode) {
+        ++counters.peer_identity_refused;
+        fmt::print(stderr, "runtime: TLS connection to {}: the server's certificate is for {}, not a node\n",
+                   c->peer, DescribeIdentity(id));
+        CloseConn(c, "not a node certificate");
+        return;
+      }
+      c->verified_node = id.name;
+      SetReachable(c->peer, true);
+      MarkDirty(c);
+      return;
+    }
+    if (id.kind == PeerKind::kNode) {
+      c->verified_node = id.name;
+    } else if (id.kind == PeerKind::kClient && acl) {
+      if (const AclUser* u = acl->Find(id.name)) {
+        Authenticate(c, u->name, u->role);
+        ++counters.auth_successes;
+      } else {
+        fmt::print(stderr,
+                   "runtime: connection {} from {} presents a client certificate for '{}', who is "
+                   "not a user of the ACL: it must authenticate with a password\n",
+                   c->id, c->remote, Printable(id.name));
+      }
+    }
+    SetFrameLimit(c);
+    Account(c);
+    MarkDirty(c);
+  }
+
+  void Deliver(Conn* c, std::string_view data) {
+    if (c->resp) {
+      if (!c->sniffed) {
+        c->sniffed = true;
+        if (static_cast<unsigned char>(data[0]) == kTlsHandshakeByte) return RefuseTls(c);
+      }
+      c->resp->Feed(data);
+      ServeResp(c);
+      return;
+    }
+    if (c->http) {
+      if (!c->sniffed) {
+        c->sniffed = true;
+        if (static_cast<unsigned char>(data[0]) == kTlsHandshakeByte) return RefuseTls(c);
+      }
+      c->http->Feed(data, OutputBytes(c));
+      ServeHttp(c);
+      return;
+    }
+    c->reader.Append(data);
+    if (!c->sniffed && !c->outgoing) {
+      std::string p = c->reader.Peek(12);
+      if (static_cast<unsigned char>(p[0]) != kTlsHandshakeByte) {
+        c->sniffed = true;
+      } else if (p.size() >= 12) {
+        c->sniffed = true;
+        if (LooksLikeTls(p)) return RefuseTls(c);
+      } else {
+        return;  // wait for the bytes that tell
+      }
+    }
+    ProcessFrames(c);
+  }
+
+  // A TLS client on a plaintext port: it cannot read a plaintext answer, so
+  // the connection is just closed (the client reports the closed handshake).
+  void RefuseTls(Conn* c) {
+    ++counters.tls_mismatches;
+    fmt::print(stderr,
+               "runtime: closed connection {} from {}: it speaks TLS, this node does not (no "
+               "--tls-cert)\n",
+               c->id, c->remote);
+    CloseConn(c, "TLS client on a plaintext node");
+  }
+
+  // Input waits for a later turn; reading pauses meanwhile.
+  void Backlog(Conn* c) {
+    if (c->backlogged || c->closing) return;
+    c->backlogged = true;
+    backlog.push_back(c->id);
+    if (!backlog_active) {
+      backlog_active = true;
+      // An active idle handle makes the loop poll without blocking, so the
+      // backlog runs on the next turn, after everyone else's input.
+      uv_idle_start(&backlog_idle, [](uv_idle_t* h) { static_cast<Impl*>(h->data)->RunBacklog(); });
+    }
+    UpdateReading(c);
+  }
+
+  void RunBacklog() {
+    std::vector<ClientId> ids = std::move(backlog);
+    backlog.clear();
+    for (ClientId id : ids) {
+      Conn* c = Find(id);
+      if (c == nullptr) continue;
+      c->backlogged = false;
+      if (c->auth_pending) continue;  // resumed when the check is done
+      if (c->resp) {
+        c->resp->RunBacklog();
+        ServeResp(c);
+      } else if (c->http) {
+        UpdateReading(c);
+      } else {
+        ProcessFrames(c);
+        UpdateReading(c);
+      }
+      if (!c->closing) Account(c);
+    }
+    if (backlog.empty() && backlog_active) {
+      backlog_active = false;
+      uv_idle_stop(&backlog_idle);
+    }
+    EnforceMemory();
+  }
+
+  // --- frames -------------------------------------------------------------------
+
+  void ReplyError(Conn* c, uint64_t request_id, Status status) {
+    Envelope env{request_id, {}, {}, ringkv::Reply{std::move(status), std::nullopt, std::nullopt}};
+    c->out.AppendWith([&](std::string* s) { AppendFrame(env, s); });
+    MarkDirty(c);
+  }
+
+  bool PendingFull(const Conn* c) const {
+    return c->pending.size() >= options.max_pending_requests ||
+           c->pending_bytes >= options.max_pending_bytes;
+  }
+
+  void ProcessFrames(Conn* c) {
+    std::string frame;
+    size_t frames = 0, bytes = 0;
+    while (!c->closing && !c->close_after_flush && !c->auth_pending) {
+      if (!c->outgoing && PendingFull(c)) {
+        if (!c->waiting_pending) ++counters.reads_paused_pending;
+        c->waiting_pending = true;  // resumed by the answers (TrackAnswer)
+        break;
+      }
+      if (frames >= options.frames_per_turn || bytes >= options.bytes_per_turn) {
+        // Fair share used: the rest runs on a later turn, after the others.
+        if (c->reader.buffered() >= 4) {
+          ++counters.turns_yielded;
+          Backlog(c);
+        }
+        break;
+      }
+      int r = c->reader.Next(&frame);
+      if (r == 0) break;
+      if (r < 0) {
+        // Cannot find the next frame boundary: answer once, then close.
+        ++counters.input_limit_disconnects;
+        fmt::print(stderr,
+                   "runtime: connection {} from {} ({}) announced a frame of {} bytes, over its "
+                   "limit of {}; closing it\n",
+                   c->id, c->remote, Who(c), c->reader.oversize_length(),
+                   c->reader.max_frame_bytes());
+        ReplyError(c, 0,
+                   Status::InvalidArgument(fmt::format(
+                       "frame of {} bytes exceeds the limit of {} bytes{}; closing the connection",
+                       c->reader.oversize_length(), c->reader.max_frame_bytes(),
+                       c->reader.max_frame_bytes() == kPreAuthFrameBytes
+                           ? " before authentication"
+                           : "")));
+        c->close_after_flush = true;
+        c->close_reason = "frame over the limit";
+        break;
+      }
+      ++frames;
+      bytes += frame.size();
+      auto env = DecodeEnvelope(frame);
+      if (!env.ok()) {
+        ReplyError(c, 0, env.status());
+        continue;
+      }
+      // The work of a request is what it brought and what it produced here
+      // (a get of a large value answered at once).
+      size_t before = OutputBytes(c);
+      HandleEnvelope(c, std::move(env).value(), frame.size());
+      bytes += OutputBytes(c) > before ? OutputBytes(c) - before : 0;
+    }
+    UpdateReading(c);
+  }
+
+  void HandleEnvelope(Conn* c, Envelope env, size_t frame_bytes) {
+    if (!env.from.empty()) {
+      if (options.tls) {
+        // Only the certificate says who a peer is.
+        if (c->verified_node != env.from) return RefusePeer(c, env);
+      }
+      // A message from a peer proves it is up: stop backing off, so our
+      // replies to it are not dropped (it may have just restarted).
+      auto p = peers.find(env.from);
+      if (p != peers.end()) p->second.failed_at_ms = 0;
+      if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env));
+      return;
+    }
+    if (c->outgoing) {
+      // An answer on our own connection to a verified peer.
+      if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env));
+      return;
+    }
+    if (auto* auth = std::get_if<AuthRequest>(&env.body)) {
+      return StartAuth(c, env.request_id, std::move(*auth));
+    }
+    Status refusal = CheckAllowed(c, env.body);
+    if (!refusal.ok()) return RefuseClient(c, env, std::move(refusal));
+    auto [it, fresh] = c->pending.try_emplace(env.request_id, frame_bytes);
+    if (fresh) c->pending_bytes += frame_bytes;
+    if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env));
+  }
+
+  void RefusePeer(Conn* c, const Envelope& env) {
+    ++counters.peer_identity_refused;
+    const NodeId& proven = c->verified_node;
+    std::string why =
+        proven.empty()
+            ? fmt::format("a message from node '{}' on a connection without a node certificate",
+                          Printable(env.from))
+            : fmt::format("a message from node '{}' on the connection of node {}",
+                          Printable(env.from), proven);
+    fmt::print(stderr, "runtime: refused {} ({}, from {}); closing it\n", why, BodyName(env.body),
+               c->remote);
+    ReplyError(c, env.request_id,
+               Status::Unauthenticated(fmt::format(
+                   "node {} refuses {}: peers are known by their TLS certificate", options.node_id,
+                   why)));
+    c->close_after_flush = true;
+    c->close_reason = "peer identity refused";
+  }
+
+  // OK, or why the connection may not send this client request.
+  Status CheckAllowed(const Conn* c, const Body& body) const {
+    if (!acl) return Status::OK();
+    std::optional<Role> need = RequiredRole(body);
+    if (!need) return Status::OK();
+    if (!c->authenticated) {
+      if (c->resp) return Status::Unauthenticated("Authentication required.");
+      return Status::Unauthenticated(fmt::format(
+          "authentication required: node {} has users; give --user NAME (or RINGKV_USER) and "
+          "its password (RINGKV_PASSWORD or --password-file)",
+          options.node_id));
+    }
+    if (!RoleAllows(c->role, *need)) {
+      return Status::PermissionDenied(fmt::format("user '{}' (role {}) may not {}: that needs role {}",
+                                                  c->user, RoleName(c->role), DescribeRequest(body),
+                                                  RoleName(*need)));
+    }
+    return Status::OK();
+  }
+
+  void RefuseClient(Conn* c, const Envelope& env, Status why) {
+    bool unauth = why.code() == Status::Code::kUnauthenticated;
+    ++(unauth ? counters.unauthenticated_refused : counters.permission_denied);
+    if (c->refusals_logged < kRefusalsLogged) {
+      ++c->refusals_logged;
+      fmt::print(stderr, "runtime: refused {} from {} ({}): {}{}\n", DescribeRequest(env.body),
+                 c->remote, Who(c), unauth ? "not authenticated" : "permission denied",
+                 c->refusals_logged == kRefusalsLogged
+                     ? " (further refusals on this connection are counted, not logged)"
+                     : "");
+    }
+    Body answer;
+    if (std::holds_alternative<InfoRequest>(env.body)) {
+      answer = InfoReply{std::move(why), ""};
+    } else {
+      answer = ringkv::Reply{std::move(why), std::nullopt, std::nullopt};
+    }
+    DeliverReply(c, Envelope{env.request_id, {}, {}, std::move(answer)});
+  }
+
+  void Authenticate(Conn* c, const std::string& user, Role role) {
+    c->authenticated = true;
+    c->user = user;
+    c->role = role;
+    if (c->resp) c->resp->SetAuthenticated();
+    SetFrameLimit(c);
+  }
+
+  // --- authentication ---------------------------------------------------------------
+
+  void StartAuth(Conn* c, uint64_t request_id, AuthRequest req) {
+    if (!acl) {
+      OPENSSL_cleanse(req.password.data(), req.password.size());
+      DeliverReply(c, Envelope{request_id, {}, {},
+                               ringkv::Reply{Status::InvalidArgument(fmt::format(
+                                                 "node {} has no users (it runs without --acl): "
+                                                 "there is nothing to log in to",
+                                                 options.node_id)),
+                                             std::nullopt, std::nullopt}});
+      return;
+    }
+    auto* w = new AuthWork;
+    w->req.data = w;
+    w->impl = this;
+    w->conn = c->id;
+    w->request_id = request_id;
+    w->resp = c->resp != nullptr;
+    w->user = std::move(req.user);
+    w->password = std::move(req.password);
+    const AclUser* u = acl->Find(w->user);
+    w->known = u != nullptr;
+    w->hash = u != nullptr ? u->hash : dummy_hash;
+    c->auth_pending = true;
+    UpdateReading(c);
+    auth_queue.push_back(w);
+    RunAuthQueue();
+  }
+
+  void RunAuthQueue() {
+    while (auth_running < kMaxConcurrentAuth && !auth_queue.empty() && !stopping) {
+      AuthWork* w = auth_queue.front();
+      auth_queue.pop_front();
+      ++auth_running;
+      uv_queue_work(
+          &loop, &w->req,
+          [](uv_work_t* req) {
+            auto* w = static_cast<AuthWork*>(req->data);
+            w->ok = VerifyPassword(w->password, w->hash) && w->known;
+            OPENSSL_cleanse(w->password.data(), w->password.size());
+          },
+          [](uv_work_t* req, int status) {
+            auto* w = static_cast<AuthWork*>(req->data);
+            w->impl->FinishAuth(w, status);
+          });
+    }
+  }
+
+  void FinishAuth(AuthWork* w, int status) {
+    --auth_running;
+    std::unique_ptr<AuthWork> owned(w);
+    RunAuthQueue();
+    Conn* c = Find(w->conn);
+    if (c == nullptr) return;
+    c->auth_pending = false;
+    // The ACL may have been reloaded meanwhile: the user must still exist.
+    const AclUser* u = acl ? acl->Find(w->user) : nullptr;
+    Status result;
+    if (status == 0 && w->ok && u != nullptr) {
+      ++counters.auth_successes;
+      Authenticate(c, u->name, u->role);
+    } else {
+      ++counters.auth_failures;
+      fmt::print(stderr, "runtime: authentication failed for user '{}' from {} (connection {})\n",
+                 Printable(w->user), c->remote, c->id);
+      result = Status::Unauthenticated(
+          fmt::format("authentication failed: wrong user name or password (node {})", options.node_id));
+    }
+    DeliverReply(c, Envelope{w->request_id, {}, {}, ringkv::Reply{result, std::nullopt, std::nullopt}});
+    // Frames that arrived behind the AuthRequest run now (next turn).
+    if (!c->closing && !c->resp) Backlog(c);
+    if (!c->closing) UpdateReading(c);
+  }
+
+  // --- answers and output -----------------------------------------------------------
+
+  // An answer for a client connection (from the node, or made here).
+  void DeliverReply(Conn* c, Envelope env) {
+    if (c->resp) {
+      c->resp->OnReply(env);
+      ServeResp(c);
+      return;
+    }
+    if (!c->outgoing) {
+      auto it = c->pending.find(env.request_id);
+      if (it != c->pending.end()) {
+        c->pending_bytes -= it->second;
+        c->pending.erase(it);
+        if (c->waiting_pending && !PendingFull(c)) {
+          c->waiting_pending = false;
+          Backlog(c);  // frames left buffered run on the next turn
+        }
+      }
+    }
+    bool had = OutputBytes(c) > 0;
+    c->out.AppendWith([&](std::string* s) { AppendFrame(env, s); });
+    MarkDirty(c);
+    CheckOutputLimit(c, had);
+  }
+
+  // Hands a Redis-protocol connection's requests to the node, queues its
+  // reply bytes, and pauses reading while its command queue is full.
+  void ServeResp(Conn* c) {
+    if (c->resp_busy) return;  // the call further up the stack finishes the work
+    c->resp_busy = true;
+    // Answers the node gives at once (errors, info) may start new requests
+    // (DEL's delete after its read): loop until none are left, or until this
+    // turn's share of work (bytes answered) is used; the rest waits.
+    size_t work = 0;
+    for (;;) {
+      std::vector<Envelope> more = c->resp->TakeRequests();
+      for (Envelope& env : more) c->resp_later.push_back(std::move(env));
+      if (c->resp_later.empty() || c->closing || owner->node_ == nullptr) break;
+      if (work >= options.bytes_per_turn) break;
+      Envelope env = std::move(c->resp_later.front());
+      c->resp_later.pop_front();
+      if (auto* auth = std::get_if<AuthRequest>(&env.body)) {
+        StartAuth(c, env.request_id, std::move(*auth));
+        continue;
+      }
+      Status refusal = CheckAllowed(c, env.body);
+      if (!refusal.ok()) {
+        RefuseClient(c, env, std::move(refusal));
+        continue;
+      }
+      size_t before = c->resp->memory();
+      owner->node_->OnMessage(c->id, std::move(env));
+      work += std::max<size_t>(c->resp->memory() > before ? c->resp->memory() - before : 0, 256);
+      if (CheckOutputLimit(c, true)) break;
+    }
+    c->resp_busy = false;
+    if (c->closing) return;
+    std::string bytes = c->resp->TakeOutput();
+    if (!bytes.empty()) {
+      c->out.Append(std::move(bytes));
+      MarkDirty(c);
+      if (CheckOutputLimit(c, true)) return;
+    }
+    if (c->resp->finished()) {
+      c->close_after_flush = true;
+      c->close_reason = c->resp->protocol_error() ? "Redis protocol error" : "client quit";
+      if (OutputBytes(c) == 0) {
+        CloseConn(c, c->close_reason);
+        return;
+      }
+    }
+    if (c->resp->backlogged() || !c->resp_later.empty()) {
+      ++counters.turns_yielded;
+      Backlog(c);
+    }
+    UpdateReading(c);
+  }
+
+  // Queues an HTTP connection's answers, and closes it once they are out
+  // when the session finished.
+  void ServeHttp(Conn* c) {
+    std::string bytes = c->http->TakeOutput();
+    if (!bytes.empty()) {
+      c->out.Append(std::move(bytes));
+      MarkDirty(c);
+    }
+    if (c->http->finished()) {
+      c->close_after_flush = true;
+      c->close_reason = c->http->close_reason();
+      if (OutputBytes(c) == 0) {
+        CloseConn(c, c->close_reason);
+        return;
+      }
+    }
+    UpdateReading(c);
+  }
+
+  // The HTTP port's users (a node with an ACL): Basic credentials of any
+  // user (every role may read). A password is checked once (PBKDF2, about
+  // 30 ms on the loop) and then remembered as a salted SHA-256 until the
+  // users change; failed checks are limited to a few per second, so wrong
+  // passwords cannot hold the loop.
+  bool AuthorizeHttp(std::string_view user, std::string_view password) {
+    if (acl == nullptr) return true;
+    const AclUser* u = acl->Find(user);
+    std::string digest = HttpDigest(password);
+    if (u != nullptr) {
+      auto it = http_verified.find(u->name);
+      if (it != http_verified.end() && CRYPTO_memcmp(it->second.data(), digest.data(), digest.size()) == 0) {
+        return true;
+      }
+    }
+    uint64_t now = SteadyMillis();
+    if (now - http_fail_window_ms >= 1000) {
+      http_fail_window_ms = now;
+      http_fail_checks = 0;
+    }
+    if (http_fail_checks >= kHttpFailedChecksPerSecond) {
+      ++counters.auth_failures;
+      return false;
+    }
+    bool ok = VerifyPassword(password, u != nullptr ? u->hash : dummy_hash) && u != nullptr;
+    if (ok) {
+      ++counters.auth_successes;
+      if (http_verified.size() < 1024) http_verified[u->name] = digest;
+      return true;
+    }
+    ++http_fail_checks;
+    ++counters.auth_failures;
+    fmt::print(stderr, "runtime: HTTP request with a wrong password for user '{}'\n", Printable(user));
+    return false;
+  }
+  std::string HttpDigest(std::string_view password) {
+    if (http_salt.empty()) {
+      http_salt.resize(16);
+      RAND_bytes(reinterpret_cast<unsigned char*>(http_salt.data()), static_cast<int>(http_salt.size()));
+    }
+    std::string material = http_salt;
+    material.append(password);
+    std::string out(SHA256_DIGEST_LENGTH, '\0');
+    SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(),
+           reinterpret_cast<unsigned char*>(out.data()));
+    OPENSSL_cleanse(material.data(), material.size());
+    return out;
+  }
+
   void Flush() {
+    ++turn;
     if (owner->before_writes_) owner->before_writes_();
     auto todo = std::move(dirty);
     dirty.clear();
     for (Conn* c : todo) FlushConn(c);
+    EnforceMemory();
   }
 
   void FlushConn(Conn* c) {
-    if (c->closing || c->out.empty() || !c->connected) return;
+    if (c->closing || !c->tcp_up) return;
+    if (c->tls) {
+      // Encrypt only what the socket will take soon: the rest stays in the
+      // plaintext queue, counted against the output limit.
+      while (c->ready && !c->out.empty() && c->wire.bytes() + c->in_flight < kTlsWindow) {
+        std::string_view front = c->out.Front();
+        size_t n = std::min<size_t>(front.size(), 64 * 1024);
+        Status s = c->tls->Send(front.substr(0, n));
+        if (!s.ok()) {
+          CloseConn(c, s.message());
+          return;
+        }
+        c->out.Consume(n);
+        TakeTlsOutput(c);
+      }
+      WriteQueue(c, &c->wire);
+    } else if (c->ready) {
+      WriteQueue(c, &c->out);
+    }
+    if (!c->closing) {
+      Account(c);
+      MaybeCloseAfterFlush(c);
+    }
+  }
+
+  void MaybeCloseAfterFlush(Conn* c) {
+    if (!c->close_after_flush || c->closing || c->in_flight > 0 || !c->wire.empty()) return;
+    // Application output of a TLS connection that never finished its
+    // handshake cannot be sent.
+    if (!c->out.empty() && (!c->tls || c->ready)) return;
+    CloseConn(c, c->close_reason);
+  }
+
+  void WriteQueue(Conn* c, OutputQueue* q) {
+    if (q->empty()) return;
+    uv_stream_t* stream = reinterpret_cast<uv_stream_t*>(&c->tcp);
     if (c->in_flight == 0) {
       // Nothing queued in libuv: write now. Usually all of it goes (the
       // socket buffer has room), and then there is no write request, no
       // completion callback, and no epoll_ctl that libuv would make when
-      // the request completes. The buffer keeps its capacity.
-      uv_buf_t buf = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-      int n = uv_try_write(reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1);
+      // the request completes.
+      std::vector<std::string_view> views;
+      q->Peek(&views, 64);
+      uv_buf_t bufs[64];
+      for (size_t i = 0; i < views.size(); ++i) {
+        bufs[i] = uv_buf_init(const_cast<char*>(views[i].data()), static_cast<unsigned>(views[i].size()));
+      }
+      int n = uv_try_write(stream, bufs, static_cast<unsigned>(views.size()));
       if (n < 0 && n != UV_EAGAIN) {
         CloseConn(c, uv_strerror(n));
         return;
       }
-      if (n > 0) c->out.erase(0, static_cast<size_t>(n));
-      if (c->out.empty()) {
-        if (c->close_after_flush) CloseConn(c, c->close_reason);
-        return;
-      }
+      if (n > 0) q->Consume(static_cast<size_t>(n));
+      if (q->empty()) return;
     }
     auto* w = new WriteReq;
-    w->data = std::move(c->out);
-    c->out.clear();
     w->conn = c;
-    c->in_flight += w->data.size();
-    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&c->tcp), &buf, 1,
+    size_t offset = 0;
+    w->chunks = q->TakeAll(&offset);
+    std::vector<uv_buf_t> bufs;
+    bufs.reserve(w->chunks.size());
+    for (size_t i = 0; i < w->chunks.size(); ++i) {
+      size_t skip = i == 0 ? offset : 0;
+      if (w->chunks[i].size() <= skip) continue;
+      bufs.push_back(uv_buf_init(w->chunks[i].data() + skip,
+                                 static_cast<unsigned>(w->chunks[i].size() - skip)));
+      w->bytes += w->chunks[i].size() - skip;
+    }
+    c->in_flight += w->bytes;
+    int rc = uv_write(&w->req, stream, bufs.data(), static_cast<unsigned>(bufs.size()),
                       [](uv_write_t* req, int status) {
                         auto* w = reinterpret_cast<WriteReq*>(req);
                         Conn* c = w->conn;
-                        c->in_flight -= w->data.size();
+                        c->in_flight -= w->bytes;
                         delete w;
+                        Impl* impl = c->impl;
                         if (status < 0) {
-                          c->impl->CloseConn(c, uv_strerror(status));
-                        } else if (c->close_after_flush && c->in_flight == 0 && c->out.empty()) {
-                          c->impl->CloseConn(c, c->close_reason);
+                          impl->CloseConn(c, uv_strerror(status));
+                          return;
                         }
+                        if (c->closing) return;
+                        impl->Account(c);
+                        // TLS: more plaintext may wait to be encrypted.
+                        if (!c->out.empty() || !c->wire.empty()) impl->MarkDirty(c);
+                        impl->MaybeCloseAfterFlush(c);
                       });
     if (rc < 0) {
-      c->in_flight -= w->data.size();
+      c->in_flight -= w->bytes;
       delete w;
       CloseConn(c, uv_strerror(rc));
     }
@@ -213,22 +1143,35 @@ struct Runtime::Impl {
   void CloseConn(Conn* c, const std::string& why) {
     if (c->closing) return;
     c->closing = true;
+    client_memory -= c->accounted;
+    c->accounted = 0;
+    // The buffers go now, not with the Conn in the close callback: memory a
+    // connection was closed for must not outlive the decision (other reads
+    // of this loop turn would stack on top of it).
+    c->reader = FrameReader(0);
+    c->out.Clear();
+    c->wire.Clear();
+    if (c->resp && !c->resp_busy) {
+      c->resp->ReleaseMemory();
+      c->resp_later.clear();
+    }
     dirty.erase(c);
     conns.erase(c->id);
+    if (!c->outgoing) --incoming;
     if (c->resp) --resp_stats.connections_open;
     if (c->http) --http_conns.open;
-    if (!c->outgoing && !c->resp && !c->http) --native_conns.open;
+    if (c->native_counted) --native_conns.open;
     if (!c->outgoing && why != "closed by peer" && why != "node shutting down" &&
         why != "client quit") {
       fmt::print(stderr, "runtime: closed incoming connection {}: {}\n", c->id, why);
     }
     if (c->outgoing) {
       fmt::print(stderr, "runtime: connection to {} {}: {}\n", c->peer,
-                 c->connected ? "lost" : "failed", why);
+                 c->ready ? "lost" : "failed", why);
       auto it = peers.find(c->peer);
       if (it != peers.end() && it->second.conn == c) {
         it->second.conn = nullptr;
-        if (!c->connected) {
+        if (!c->ready) {
           ++it->second.connect_failures;
           it->second.failed_at_ms = SteadyMillis();
           it->second.last_error = why;
@@ -240,8 +1183,8 @@ struct Runtime::Impl {
       std::vector<uint64_t> ids;
       for (auto& [id, at] : c->sent_requests) ids.push_back(id);
       NodeId peer = c->peer;
-      std::string reason = c->connected ? fmt::format("connection to {} lost: {}", peer, why)
-                                        : fmt::format("{} unreachable: {}", peer, why);
+      std::string reason = c->ready ? fmt::format("connection to {} lost: {}", peer, why)
+                                    : fmt::format("{} unreachable: {}", peer, why);
       if (!ids.empty()) {
         Post([this, peer, ids, reason] {
           if (owner->node_ == nullptr) return;
@@ -260,106 +1203,17 @@ struct Runtime::Impl {
     if (owner->reachability_) owner->reachability_(peer, reachable);
   }
 
-  Conn* NewConn() {
+  Conn* NewConn(bool outgoing) {
     auto* c = new Conn;
     c->impl = this;
     c->id = next_conn_id++;
+    c->outgoing = outgoing;
     c->reader = FrameReader(options.max_frame_bytes);
     uv_tcp_init(&loop, &c->tcp);
     c->tcp.data = c;
     conns[c->id] = c;
+    if (!outgoing) ++incoming;
     return c;
-  }
-
-  void StartReading(Conn* c) {
-    c->reading = true;
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&c->tcp),
-        [](uv_handle_t* h, size_t, uv_buf_t* buf) {
-          auto* c = reinterpret_cast<Conn*>(h->data);
-          *buf = uv_buf_init(c->read_buf, sizeof(c->read_buf));
-        },
-        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-          auto* c = reinterpret_cast<Conn*>(s->data);
-          if (nread < 0) {
-            c->impl->CloseConn(c, nread == UV_EOF ? "closed by peer" : uv_strerror(static_cast<int>(nread)));
-            return;
-          }
-          if (nread == 0) return;
-          if (c->resp) {
-            c->resp->Feed(std::string_view(buf->base, static_cast<size_t>(nread)));
-            c->impl->ServeResp(c);
-            return;
-          }
-          if (c->http) {
-            c->http->Feed(std::string_view(buf->base, static_cast<size_t>(nread)),
-                          c->out.size() + c->in_flight);
-            c->impl->ServeHttp(c);
-            return;
-          }
-          c->reader.Append(std::string_view(buf->base, static_cast<size_t>(nread)));
-          c->impl->ProcessFrames(c);
-        });
-  }
-
-  // Hands a Redis-protocol connection's requests to the node, queues its
-  // reply bytes, and pauses reading while its command queue is full.
-  void ServeResp(Conn* c) {
-    if (c->resp_busy) return;  // the call further up the stack finishes the work
-    c->resp_busy = true;
-    // Answers the node gives at once (errors, info) may start new requests
-    // (DEL's delete after its read): loop until none are left.
-    for (auto reqs = c->resp->TakeRequests(); !reqs.empty() && !c->closing;
-         reqs = c->resp->TakeRequests()) {
-      for (Envelope& env : reqs) {
-        if (owner->node_ == nullptr || c->closing) break;
-        owner->node_->OnMessage(c->id, std::move(env));
-      }
-    }
-    c->resp_busy = false;
-    if (c->closing) return;
-    std::string bytes = c->resp->TakeOutput();
-    if (!bytes.empty()) {
-      c->out += bytes;
-      MarkDirty(c);
-    }
-    if (c->resp->finished()) {
-      c->close_after_flush = true;
-      c->close_reason = c->resp->protocol_error() ? "Redis protocol error" : "client quit";
-      if (c->out.empty() && c->in_flight == 0) {
-        CloseConn(c, c->close_reason);
-      } else if (c->reading) {
-        uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
-        c->reading = false;
-      }
-      return;
-    }
-    bool want = !c->resp->full();
-    if (want && !c->reading) {
-      StartReading(c);
-    } else if (!want && c->reading) {
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
-      c->reading = false;
-    }
-  }
-
-  // Writes an HTTP connection's answers, and closes it once they are out
-  // when the session finished.
-  void ServeHttp(Conn* c) {
-    std::string bytes = c->http->TakeOutput();
-    if (!bytes.empty()) {
-      c->out += bytes;
-      MarkDirty(c);
-    }
-    if (!c->http->finished()) return;
-    c->close_after_flush = true;
-    c->close_reason = c->http->close_reason();
-    if (c->out.empty() && c->in_flight == 0) {
-      CloseConn(c, c->close_reason);
-    } else if (c->reading) {
-      uv_read_stop(reinterpret_cast<uv_stream_t*>(&c->tcp));
-      c->reading = false;
-    }
   }
 
   enum class Listener { kNative, kResp, kHttp };
@@ -396,12 +1250,25 @@ struct Runtime::Impl {
   }
 
   void Accept(uv_stream_t* server, Listener kind) {
-    Conn* c = NewConn();
-    if (kind == Listener::kResp) {
-      RespOptions resp_options = options.resp;
+    bool resp = kind == Listener::kResp;
+    bool full = incoming >= options.max_connections;
+    Conn* c = NewConn(false);
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+      CloseConn(c, "accept failed");
+      return;
+    }
+    c->remote = PeerName(&c->tcp);
+    c->tcp_up = true;
+    uv_tcp_nodelay(&c->tcp, 1);
+    if (full) return RefuseConnection(c, kind);
+    ++counters.connections_accepted;
+    if (resp) {
+      RespOptions ro = options.resp;
+      ro.auth_required = acl != nullptr;
+      if (ro.commands_per_turn == 0) ro.commands_per_turn = options.frames_per_turn;
       Runtime* rt = owner;
-      resp_options.wall_ms = [rt] { return rt->WallMillis(); };  // TTL, PTTL
-      c->resp = std::make_unique<RespSession>(std::move(resp_options), &resp_stats);
+      ro.wall_ms = [rt] { return rt->WallMillis(); };  // TTL, PTTL
+      c->resp = std::make_unique<RespSession>(std::move(ro), &resp_stats);
       ++resp_stats.connections_accepted;
       ++resp_stats.connections_open;
     } else if (kind == Listener::kHttp) {
@@ -414,55 +1281,70 @@ struct Runtime::Impl {
           return r;
         };
       }
-      c->http = std::make_unique<HttpSession>(options.http, std::move(handler), &http_stats);
+      HttpOptions ho = options.http;
+      if (acl != nullptr && !ho.authorize) {
+        ho.authorize = [this](std::string_view user, std::string_view password) {
+          return AuthorizeHttp(user, password);
+        };
+      }
+      c->http = std::make_unique<HttpSession>(std::move(ho), std::move(handler), &http_stats);
       ++http_conns.accepted;
       ++http_conns.open;
     } else {
       ++native_conns.accepted;
       ++native_conns.open;
+      c->native_counted = true;
     }
-    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-      CloseConn(c, "accept failed");
-      return;
+    if (options.tls) {
+      c->tls = std::make_unique<TlsSession>(options.tls, TlsSession::Side::kServer);
+      ClientId id = c->id;
+      AddTimer(kHandshakeTimeoutMs, [this, id] {
+        Conn* c = Find(id);
+        if (c == nullptr || c->ready || c->close_after_flush) return;
+        ++counters.tls_failures;
+        fmt::print(stderr, "runtime: TLS connection from {}: no handshake within {} s\n", c->remote,
+                   kHandshakeTimeoutMs / 1000);
+        CloseConn(c, "TLS handshake timed out");
+      });
+    } else {
+      c->ready = true;
     }
-    c->connected = true;
-    uv_tcp_nodelay(&c->tcp, 1);
+    SetFrameLimit(c);
     StartReading(c);
   }
 
-  void ReplyError(Conn* c, uint64_t request_id, Status status) {
-    Envelope env{request_id, {}, {}, ringkv::Reply{std::move(status), std::nullopt, std::nullopt}};
-    AppendFrame(env, &c->out);
-    MarkDirty(c);
-  }
-
-  void ProcessFrames(Conn* c) {
-    std::string frame;
-    while (!c->closing && !c->close_after_flush) {
-      int r = c->reader.Next(&frame);
-      if (r == 0) return;
-      if (r < 0) {
-        // Cannot find the next frame boundary: answer once, then close.
-        ReplyError(c, 0,
-                   Status::InvalidArgument(fmt::format(
-                       "frame of {} bytes exceeds the limit of {} bytes; closing the connection",
-                       c->reader.oversize_length(), options.max_frame_bytes)));
-        c->close_after_flush = true;
-        return;
-      }
-      auto env = DecodeEnvelope(frame);
-      if (!env.ok()) {
-        ReplyError(c, 0, env.status());
-        continue;
-      }
-      if (!env->from.empty()) {
-        // A message from a peer proves it is up: stop backing off, so our
-        // replies to it are not dropped (it may have just restarted).
-        auto p = peers.find(env->from);
-        if (p != peers.end()) p->second.failed_at_ms = 0;
-      }
-      if (owner->node_ != nullptr) owner->node_->OnMessage(c->id, std::move(env).value());
+  // Past --max-connections: say so where the client can read it, then close.
+  void RefuseConnection(Conn* c, Listener kind) {
+    ++counters.connections_refused;
+    uint64_t now = SteadyMillis();
+    if (now - last_refusal_log_ms >= 1000) {
+      last_refusal_log_ms = now;
+      fmt::print(stderr,
+                 "runtime: refused a connection from {}: {} connections are open, the "
+                 "--max-connections limit\n",
+                 c->remote, options.max_connections);
     }
+    if (options.tls) {
+      CloseConn(c, "too many connections");  // a TLS client could not read a plaintext answer
+      return;
+    }
+    c->ready = true;
+    if (kind == Listener::kResp) {
+      c->out.Append(std::string_view("-ERR max number of clients reached\r\n"));
+    } else if (kind == Listener::kHttp) {
+      HttpResponse r;
+      r.status = 503;
+      r.body = "too many connections; try again later\n";
+      c->out.Append(HttpSession::Serialize(r, false, false, false));
+    } else {
+      ReplyError(c, 0,
+                 Status::Unavailable(fmt::format(
+                     "node {} has {} connections open, its --max-connections; try again later",
+                     options.node_id, options.max_connections)));
+    }
+    c->close_after_flush = true;
+    c->close_reason = "too many connections";
+    MarkDirty(c);
   }
 
   Conn* ConnectPeer(const NodeId& id, PeerState& ps) {
@@ -482,9 +1364,10 @@ struct Runtime::Impl {
       reinterpret_cast<sockaddr_in*>(&addr)->sin_port = htons(port);
       freeaddrinfo(res);
     }
-    Conn* c = NewConn();
-    c->outgoing = true;
+    Conn* c = NewConn(true);
     c->peer = id;
+    c->remote = ps.address;
+    c->sniffed = true;
     uv_tcp_nodelay(&c->tcp, 1);
     // A peer cut off by a partition must not hold a connection open for
     // minutes of TCP retransmission backoff: keepalives notice a silent
@@ -497,19 +1380,40 @@ struct Runtime::Impl {
       auto* c = reinterpret_cast<Conn*>(req->data);
       delete req;
       if (c->closing) return;
+      Impl* impl = c->impl;
       if (status < 0) {
-        c->impl->CloseConn(c, uv_strerror(status));
+        impl->CloseConn(c, uv_strerror(status));
         return;
       }
-      c->connected = true;
+      c->tcp_up = true;
       uv_os_fd_t fd;
       if (uv_fileno(reinterpret_cast<uv_handle_t*>(&c->tcp), &fd) == 0) {
-        unsigned int timeout_ms = static_cast<unsigned int>(c->impl->options.peer_timeout_ms);
+        unsigned int timeout_ms = static_cast<unsigned int>(impl->options.peer_timeout_ms);
         setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
       }
-      c->impl->SetReachable(c->peer, true);
-      c->impl->StartReading(c);
-      c->impl->MarkDirty(c);
+      if (impl->options.tls) {
+        // The server's certificate must be the node certificate of c->peer
+        // (of some node, for a seed known only by its address).
+        bool seed = c->peer.rfind("seed:", 0) == 0;
+        c->tls = std::make_unique<TlsSession>(impl->options.tls, TlsSession::Side::kClient,
+                                              seed ? NodeId() : c->peer);
+        Status s = c->tls->Start();
+        if (!s.ok()) {
+          impl->CloseConn(c, s.message());
+          return;
+        }
+        impl->TakeTlsOutput(c);
+        ClientId id = c->id;
+        impl->AddTimer(kHandshakeTimeoutMs, [impl, id] {
+          Conn* c = impl->Find(id);
+          if (c != nullptr && !c->ready) impl->CloseConn(c, "TLS handshake timed out");
+        });
+      } else {
+        c->ready = true;
+        impl->SetReachable(c->peer, true);
+      }
+      impl->StartReading(c);
+      impl->MarkDirty(c);
     });
     if (rc < 0) {
       delete req;
@@ -523,12 +1427,19 @@ struct Runtime::Impl {
 Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->owner = this;
   impl_->options = std::move(options);
+  impl_->acl = impl_->options.acl;
+  if (impl_->acl) {
+    auto dummy = HashPassword("not a password", kDefaultPbkdf2Iterations);
+    if (dummy.ok()) impl_->dummy_hash = std::move(dummy).value();
+  }
   uv_loop_init(&impl_->loop);
   uv_timer_init(&impl_->loop, &impl_->timer);
   impl_->timer.data = impl_.get();
   uv_prepare_init(&impl_->loop, &impl_->flusher);
   impl_->flusher.data = impl_.get();
   uv_prepare_start(&impl_->flusher, [](uv_prepare_t* h) { static_cast<Impl*>(h->data)->Flush(); });
+  uv_idle_init(&impl_->loop, &impl_->backlog_idle);
+  impl_->backlog_idle.data = impl_.get();
   uv_async_init(&impl_->loop, &impl_->wakeup, [](uv_async_t* h) {
     auto* impl = static_cast<Impl*>(h->data);
     // Run what is queued now; what those tasks post runs on the next wakeup.
@@ -539,11 +1450,17 @@ Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->wakeup.data = impl_.get();
   uv_signal_init(&impl_->loop, &impl_->sigterm);
   uv_signal_init(&impl_->loop, &impl_->sigint);
+  uv_signal_init(&impl_->loop, &impl_->sighup);
   impl_->sigterm.data = this;
   impl_->sigint.data = this;
+  impl_->sighup.data = this;
   auto on_signal = [](uv_signal_t* h, int) { static_cast<Runtime*>(h->data)->Stop(); };
   uv_signal_start(&impl_->sigterm, on_signal, SIGTERM);
   uv_signal_start(&impl_->sigint, on_signal, SIGINT);
+  uv_signal_start(&impl_->sighup, [](uv_signal_t* h, int) {
+    auto* rt = static_cast<Runtime*>(h->data);
+    if (rt->hangup_) rt->hangup_();
+  }, SIGHUP);
   uv_tcp_init(&impl_->loop, &impl_->listener);
   impl_->listener.data = impl_.get();
   uv_tcp_init(&impl_->loop, &impl_->resp_listener);
@@ -554,7 +1471,7 @@ Runtime::Runtime(RuntimeOptions options) : impl_(std::make_unique<Impl>()) {
 
 Runtime::~Runtime() {
   if (!impl_->stopping) Stop();
-  uv_run(&impl_->loop, UV_RUN_DEFAULT);  // let close callbacks run
+  uv_run(&impl_->loop, UV_RUN_DEFAULT);  // let close callbacks (and password checks) finish
   uv_loop_close(&impl_->loop);
 }
 
@@ -586,13 +1503,17 @@ void Runtime::Stop() {
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->resp_listener), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->http_listener), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->flusher), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->backlog_idle), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->wakeup), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigterm), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->sigint), noop);
+  uv_close(reinterpret_cast<uv_handle_t*>(&impl->sighup), noop);
   uv_close(reinterpret_cast<uv_handle_t*>(&impl->timer), noop);
   impl->timer_queue.clear();
   impl->timer_deadlines.clear();
   impl->armed_for = 0;
+  for (AuthWork* w : impl->auth_queue) delete w;
+  impl->auth_queue.clear();
   std::vector<Conn*> all;
   for (auto& [id, c] : impl->conns) all.push_back(c);
   for (Conn* c : all) {
@@ -605,6 +1526,24 @@ void Runtime::Stop() {
 
 const RespStats& Runtime::resp_stats() const { return impl_->resp_stats; }
 
+std::string Runtime::StatsJson() const {
+  const Impl* impl = impl_.get();
+  const RuntimeCounters& k = impl->counters;
+  return fmt::format(
+      "{{\"connections_open\":{},\"connections_accepted\":{},\"connections_refused\":{},"
+      "\"tls_handshakes\":{},\"tls_failures\":{},\"tls_mismatches\":{},"
+      "\"peer_identity_refused\":{},\"auth_successes\":{},\"auth_failures\":{},"
+      "\"unauthenticated_refused\":{},\"permission_denied\":{},"
+      "\"output_limit_disconnects\":{},\"input_limit_disconnects\":{},\"memory_evictions\":{},"
+      "\"client_memory_bytes\":{},\"client_memory_limit_bytes\":{},\"turns_yielded\":{},"
+      "\"reads_paused_pending\":{}}}",
+      impl->incoming, k.connections_accepted, k.connections_refused, k.tls_handshakes,
+      k.tls_failures, k.tls_mismatches, k.peer_identity_refused, k.auth_successes, k.auth_failures,
+      k.unauthenticated_refused, k.permission_denied, k.output_limit_disconnects,
+      k.input_limit_disconnects, k.memory_evictions, impl->client_memory,
+      impl->options.max_client_memory, k.turns_yielded, k.reads_paused_pending);
+}
+
 std::vector<ListenerConnections> Runtime::ConnectionCounts() const {
   const Impl& i = *impl_;
   std::vector<ListenerConnections> out{i.native_conns};
@@ -615,11 +1554,36 @@ std::vector<ListenerConnections> Runtime::ConnectionCounts() const {
   return out;
 }
 
+void Runtime::SetAcl(std::shared_ptr<const Acl> acl) {
+  Impl* impl = impl_.get();
+  impl->acl = std::move(acl);
+  impl->http_verified.clear();  // passwords may have changed
+  if (impl->acl && impl->dummy_hash.iterations == 0) {
+    auto dummy = HashPassword("not a password", kDefaultPbkdf2Iterations);
+    if (dummy.ok()) impl->dummy_hash = std::move(dummy).value();
+  }
+  std::vector<Conn*> gone;
+  for (auto& [id, c] : impl->conns) {
+    if (!c->authenticated) continue;
+    const AclUser* u = impl->acl ? impl->acl->Find(c->user) : nullptr;
+    if (u == nullptr) {
+      gone.push_back(c);
+    } else {
+      c->role = u->role;
+    }
+  }
+  for (Conn* c : gone) {
+    fmt::print(stderr, "runtime: closing connection {} from {}: user '{}' is no longer in the ACL\n",
+               c->id, c->remote, c->user);
+    impl->CloseConn(c, "user removed");
+  }
+}
+
 std::string Runtime::ConnectionsJson() const {
   std::string out = "{";
   bool first = true;
   for (const auto& [id, ps] : impl_->peers) {
-    const char* state = ps.conn == nullptr ? "idle" : ps.conn->connected ? "connected" : "connecting";
+    const char* state = ps.conn == nullptr ? "idle" : ps.conn->ready ? "connected" : "connecting";
     out += fmt::format("{}\"{}\":{{\"address\":\"{}\",\"state\":\"{}\",\"connects\":{},"
                        "\"connect_failures\":{},\"dropped\":{},\"reachable\":{}}}",
                        first ? "" : ",", id, ps.address, state, ps.connects, ps.connect_failures,
@@ -679,20 +1643,16 @@ void Runtime::Send(const NodeId& to, const Envelope& env) {
     }
     if (c->sent_requests.size() > 100000) c->sent_requests.pop_front();
   }
-  AppendFrame(env, &c->out);
+  bool had = impl->OutputBytes(c) > 0;
+  c->out.AppendWith([&](std::string* s) { AppendFrame(env, s); });
   impl->MarkDirty(c);
+  impl->CheckOutputLimit(c, had);
 }
 
 void Runtime::Reply(ClientId client, Envelope env) {
-  auto it = impl_->conns.find(client);
-  if (it == impl_->conns.end()) return;  // client went away
-  if (Conn* c = it->second; c->resp) {
-    c->resp->OnReply(env);
-    impl_->ServeResp(c);
-    return;
-  }
-  AppendFrame(env, &it->second->out);
-  impl_->MarkDirty(it->second);
+  Conn* c = impl_->Find(client);
+  if (c == nullptr) return;  // client went away
+  impl_->DeliverReply(c, std::move(env));
 }
 
 uint64_t Runtime::NowMicros() { return uv_hrtime() / 1000; }
@@ -704,14 +1664,7 @@ uint64_t Runtime::WallMillis() {
 }
 
 Clock::TimerId Runtime::After(uint64_t delay_ms, std::function<void()> fn) {
-  Impl* impl = impl_.get();
-  Clock::TimerId id = impl->next_timer_id++;
-  if (impl->stopping) return id;
-  uint64_t deadline = uv_now(&impl->loop) + delay_ms;
-  impl->timer_queue.emplace(std::make_pair(deadline, id), std::move(fn));
-  impl->timer_deadlines.emplace(id, deadline);
-  impl->ArmTimer();
-  return id;
+  return impl_->AddTimer(delay_ms, std::move(fn));
 }
 
 void Runtime::Cancel(TimerId id) {

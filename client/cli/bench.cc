@@ -136,6 +136,9 @@ int RunBenchCommand(const GlobalOptions& g, BenchCliOptions cli, bool requests_g
   }
   Status valid = ValidateBenchOptions(o);
   if (!valid.ok()) return Fail(g, valid);
+  auto client = ResolveClientOptions(g);
+  if (!client.ok()) return Fail(g, client.status());
+  o.client = std::move(client).value();
 
   bool tty = isatty(STDERR_FILENO) != 0;
   std::function<void(const BenchProgress&)> progress;

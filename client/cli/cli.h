@@ -5,13 +5,14 @@
 // Every command group lives in a file of its own (kv.cc: get, put, delete;
 // info.cc: status, ring, stats, preflist, hints, admin; bench.cc: bench;
 // datatypes.cc: counter, set, map; bucket.cc: bucket; keys.cc: keys;
-// experiment.cc: experiment)
+// experiment.cc: experiment; certs.cc: certs; acl.cc: acl)
 // and adds its subcommands to the app with Add...Commands(app, cli). A
 // subcommand's callback sets cli->run, which main calls after parsing.
 //
 // Exit codes are part of the interface (scripts and tests rely on them):
 // 0 ok, 1 key not found, 2 cannot connect / connection lost, 3 quorum not met
-// or timed out, 4 any other refusal. kExitCodesHelp is what --help shows.
+// or timed out, 4 any other refusal, 5 not authenticated or not allowed, 6 a
+// condition not met. kExitCodesHelp is what --help shows.
 #pragma once
 
 #include <algorithm>
@@ -53,20 +54,34 @@ inline constexpr const char* kExitCodesHelp =
     "  3  quorum not met or timed out (the node's message says which replicas answered)\n"
     "  4  any other refusal (bad argument or context, wrong cluster, wrong type, too many\n"
     "     siblings, ...)\n"
-    "  5  not authenticated (no user, wrong password) or not allowed (the user's role)\n"
+    "  5  not authenticated (no user, wrong password, a TLS certificate refused or\n"
+    "     missing) or not allowed (the user's role)\n"
     "  6  condition not met (put --if-absent / --if-unchanged)\n"
     "With --json every command prints one JSON document on stdout; errors are\n"
     "{\"error\": MESSAGE, \"code\": CODE}.";
 
 inline constexpr const char* kGlobalOptionsHelp =
-    "Global options (-H HOST:PORT, --json, --timeout-ms) may also be given after the "
+    "Global options (-H HOST:PORT, --json, --timeout-ms, and --tls-ca, --tls-cert, --tls-key, "
+    "--user, --password-file for a node with TLS and users) may also be given after the "
     "subcommand; see ringkv --help.";
 
 struct GlobalOptions {
   std::string host = "127.0.0.1:7100";
   bool json = false;
   int timeout_ms = 10000;
+  // A node with TLS and users (README "Security"); from RINGKV_* by default.
+  std::string tls_ca, tls_cert, tls_key;
+  std::string user;
+  std::string password_file;
 };
+
+// The TLS files and the login of g: the password from --password-file (or
+// RINGKV_PASSWORD_FILE), else RINGKV_PASSWORD, else asked on the terminal;
+// an error when a user is given and there is no way to get a password.
+Result<ClientOptions> ResolveClientOptions(const GlobalOptions& g);
+// Reads a password from the terminal (/dev/tty) without echo; with confirm,
+// asks twice and fails if they differ. An error if there is no terminal.
+Result<std::string> PromptPassword(const std::string& prompt, bool confirm);
 
 // Per-request quorum flags; zero / unset means "the node's default".
 struct QuorumOptions {
@@ -196,5 +211,7 @@ void AddExperimentCommands(CLI::App* app, Cli* cli);  // experiment staleness|si
 void AddDataTypeCommands(CLI::App* app, Cli* cli);  // counter, set, map
 void AddBucketCommands(CLI::App* app, Cli* cli);  // bucket set, show, list
 void AddKeysCommand(CLI::App* app, Cli* cli);     // keys
+void AddCertsCommands(CLI::App* app, Cli* cli);  // certs ca, node, client
+void AddAclCommands(CLI::App* app, Cli* cli);    // acl add, remove, list
 
 }  // namespace ringkv::cli

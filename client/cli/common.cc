@@ -1,6 +1,13 @@
+#include <fcntl.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -135,13 +142,90 @@ Result<std::string> ReadValueFile(const std::string& path) {
   return data;
 }
 
+Result<std::string> PromptPassword(const std::string& prompt, bool confirm) {
+  int fd = ::open("/dev/tty", O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::InvalidArgument("no terminal to ask for the password on");
+  struct termios old {};
+  bool restore = tcgetattr(fd, &old) == 0;
+  if (restore) {
+    struct termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    quiet.c_lflag |= ECHONL;
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  auto read_line = [fd](const std::string& p, std::string* out) {
+    if (::write(fd, p.data(), p.size()) < 0) return false;
+    out->clear();
+    char ch;
+    while (::read(fd, &ch, 1) == 1) {
+      if (ch == '\n') return true;
+      if (ch != '\r') out->push_back(ch);
+      if (out->size() > 4096) return false;
+    }
+    return false;
+  };
+  std::string first, second;
+  bool ok = read_line(prompt, &first) && (!confirm || read_line("Again: ", &second));
+  if (restore) tcsetattr(fd, TCSAFLUSH, &old);
+  ::close(fd);
+  if (!second.empty()) OPENSSL_cleanse(second.data(), second.size());
+  if (!ok) {
+    OPENSSL_cleanse(first.data(), first.size());
+    return Status::InvalidArgument("could not read the password from the terminal");
+  }
+  if (confirm && first != second) {
+    OPENSSL_cleanse(first.data(), first.size());
+    return Status::InvalidArgument("the two passwords differ");
+  }
+  return first;
+}
+
+Result<ClientOptions> ResolveClientOptions(const GlobalOptions& g) {
+  ClientOptions o;
+  o.tls_ca = g.tls_ca;
+  o.tls_cert = g.tls_cert;
+  o.tls_key = g.tls_key;
+  if ((!o.tls_cert.empty() || !o.tls_key.empty()) && o.tls_ca.empty()) {
+    return Status::InvalidArgument(
+        "--tls-cert/--tls-key need --tls-ca (the cluster's CA, to check the node's certificate)");
+  }
+  o.user = g.user;
+  if (o.user.empty()) return o;
+  if (!g.password_file.empty()) {
+    std::ifstream in(g.password_file, std::ios::binary);
+    if (!in) {
+      return Status::InvalidArgument(
+          fmt::format("cannot read --password-file {}: {}", g.password_file, std::strerror(errno)));
+    }
+    std::getline(in, o.password);
+    if (!o.password.empty() && o.password.back() == '\r') o.password.pop_back();
+    if (o.password.empty()) {
+      return Status::InvalidArgument(fmt::format("--password-file {} is empty", g.password_file));
+    }
+    return o;
+  }
+  if (const char* env = std::getenv("RINGKV_PASSWORD"); env != nullptr && *env != '\0') {
+    o.password = env;
+    return o;
+  }
+  auto typed = PromptPassword(fmt::format("Password for {}: ", o.user), false);
+  if (!typed.ok()) {
+    return Status::Unauthenticated(fmt::format(
+        "no password for user {}: set RINGKV_PASSWORD or give --password-file FILE", o.user));
+  }
+  o.password = std::move(typed).value();
+  return o;
+}
+
 Result<std::unique_ptr<Client>> Connect(const GlobalOptions& g,
                                         uint32_t request_timeout_ms) {
   // The client must outwait the node: a node that waits its full request
   // timeout still answers (with the quorum failure) shortly after.
   int timeout = g.timeout_ms;
   if (request_timeout_ms > 0) timeout = std::max<int64_t>(timeout, int64_t{request_timeout_ms} + 1000);
-  return Client::Connect(g.host, timeout);
+  auto options = ResolveClientOptions(g);
+  if (!options.ok()) return options.status();
+  return Client::Connect(g.host, timeout, *options);
 }
 
 

@@ -58,7 +58,9 @@ std::string ReadFile(const std::string& path) {
 // *thread* that forked the child exits, so a node must be started from a
 // thread that lives as long as the node: the test's own.
 pid_t Spawn(const std::vector<std::string>& argv, const std::string& in_path,
-            const std::string& out_path, const std::string& err_path) {
+            const std::string& out_path, const std::string& err_path,
+            const std::vector<std::string>& env = {}) {
+  std::vector<std::string> env_copy = env;  // putenv keeps the pointers
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -72,6 +74,12 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& in_path,
     int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     int err = out_path == err_path ? out : open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (in < 0 || out < 0 || err < 0) _exit(127);
+    // What a developer's shell exports for a secure cluster must not leak in.
+    for (const char* v : {"RINGKV_TLS_CA", "RINGKV_TLS_CERT", "RINGKV_TLS_KEY", "RINGKV_USER",
+                          "RINGKV_PASSWORD", "RINGKV_PASSWORD_FILE"}) {
+      unsetenv(v);
+    }
+    for (std::string& e : env_copy) putenv(e.data());
     dup2(in, 0);
     dup2(out, 1);
     dup2(err, 2);
@@ -83,12 +91,13 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& in_path,
 
 }  // namespace
 
-CliResult RunProgram(const std::vector<std::string>& argv, const std::string& input) {
+CliResult RunProgram(const std::vector<std::string>& argv, const std::string& input,
+                     const std::vector<std::string>& env) {
   char tmpl[] = "/tmp/ringkv-run-XXXXXX";
   std::string dir = mkdtemp(tmpl);
   std::string in = dir + "/in", out = dir + "/out", err = dir + "/err";
   std::ofstream(in, std::ios::binary) << input;
-  pid_t pid = Spawn(argv, in, out, err);
+  pid_t pid = Spawn(argv, in, out, err, env);
   int status = 0;
   waitpid(pid, &status, 0);
   CliResult r;
@@ -102,6 +111,44 @@ CliResult RunProgram(const std::vector<std::string>& argv, const std::string& in
 Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp,
                  bool http)
     : node_flags_(std::move(node_flags)), bootstrap_(bootstrap) {
+  Init(nodes, resp, http);
+}
+
+Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp,
+                 ClusterSecurity security, bool http)
+    : node_flags_(std::move(node_flags)), bootstrap_(bootstrap), security_(std::move(security)) {
+  Init(nodes, resp, http);
+}
+
+void Cluster::MakeNodeCert(int i) {
+  if (fs::exists(CertsDir() + "/" + Id(i) + ".pem")) return;
+  CliResult r = RunProgram({RINGKV_CLI_BIN, "certs", "node", CertsDir(), "--id", Id(i), "--host",
+                            "127.0.0.1,localhost"});
+  if (r.exit_code != 0) throw std::runtime_error("ringkv certs node failed: " + r.err);
+}
+
+std::vector<std::string> Cluster::AdminFlags() const {
+  std::vector<std::string> flags;
+  if (!admin_.tls_ca.empty()) flags.insert(flags.end(), {"--tls-ca", admin_.tls_ca});
+  if (!admin_.user.empty()) flags.insert(flags.end(), {"--user", admin_.user});
+  return flags;
+}
+
+std::vector<std::string> Cluster::AdminEnv() const {
+  if (admin_.user.empty()) return {};
+  return {"RINGKV_PASSWORD=" + admin_.password};
+}
+
+CliResult Cluster::RunCli(std::vector<std::string> args, const std::vector<std::string>& env) const {
+  args.insert(args.begin(), RINGKV_CLI_BIN);
+  return RunProgram(args, "", env);
+}
+
+Result<std::unique_ptr<Client>> Cluster::Open(int i, int timeout_ms) const {
+  return Client::Connect(Address(i), timeout_ms, admin_);
+}
+
+void Cluster::Init(int nodes, bool resp, bool http) {
   char tmpl[] = "/tmp/ringkv-cluster-XXXXXX";
   dir_ = mkdtemp(tmpl);
   ports_ = FreePorts((1 + resp + http) * nodes);  // one call: all distinct
@@ -116,6 +163,21 @@ Cluster::Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap boots
   for (int i = 1; i <= nodes; ++i) {
     pids_[i] = 0;
   }
+  if (security_.tls) {
+    CliResult r = RunProgram({RINGKV_CLI_BIN, "certs", "ca", CertsDir()});
+    if (r.exit_code != 0) throw std::runtime_error("ringkv certs ca failed: " + r.err);
+    admin_.tls_ca = CaFile();
+  }
+  for (const auto& u : security_.users) {
+    CliResult r = RunProgram({RINGKV_CLI_BIN, "acl", "add", AclFile(), u.name, "--role", u.role,
+                              "--iterations", "1000"},
+                             "", {"RINGKV_PASSWORD=" + u.password});
+    if (r.exit_code != 0) throw std::runtime_error("ringkv acl add failed: " + r.err);
+    if (u.role == "admin" && admin_.user.empty()) {
+      admin_.user = u.name;
+      admin_.password = u.password;
+    }
+  }
   for (int i = 1; i <= nodes; ++i) Start(i);
   WaitConverged();
 }
@@ -126,7 +188,7 @@ void Cluster::WaitConverged(double limit_s) {
     bool all = true;
     for (int i = 1; i <= size() && all; ++i) {
       if (!Running(i)) continue;
-      auto c = Client::Connect(Address(i), 2000);
+      auto c = Open(i, 2000);
       if (!c.ok()) {
         all = false;
         break;
@@ -199,6 +261,12 @@ void Cluster::Start(int i) {
   if (!http_ports_.empty()) {
     argv.insert(argv.end(), {"--http-listen", "127.0.0.1:" + std::to_string(HttpPort(i))});
   }
+  if (security_.tls) {
+    MakeNodeCert(i);
+    argv.insert(argv.end(), {"--tls-cert", CertsDir() + "/" + Id(i) + ".pem", "--tls-key",
+                             CertsDir() + "/" + Id(i) + ".key", "--tls-ca", CaFile()});
+  }
+  if (!security_.users.empty()) argv.insert(argv.end(), {"--acl", AclFile()});
   argv.insert(argv.end(), node_flags_.begin(), node_flags_.end());
   pids_[i] = Spawn(argv, "/dev/null", LogPath(i), LogPath(i));
   if (!WaitReady(i)) {
@@ -213,7 +281,7 @@ bool Cluster::WaitReady(int i) {
       pids_[i] = 0;
       return false;
     }
-    auto c = Client::Connect(Address(i), 1000);
+    auto c = Open(i, 1000);
     if (c.ok() && (*c)->Info("status").ok()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
@@ -272,12 +340,14 @@ bool Cluster::Running(int i) const {
 
 CliResult Cluster::Cli(int i, std::vector<std::string> args) const {
   std::vector<std::string> argv = {RINGKV_CLI_BIN, "-H", Address(i)};
+  std::vector<std::string> flags = AdminFlags();
+  argv.insert(argv.end(), flags.begin(), flags.end());
   argv.insert(argv.end(), args.begin(), args.end());
-  return RunProgram(argv);
+  return RunProgram(argv, "", AdminEnv());
 }
 
 std::unique_ptr<Client> Cluster::Connect(int i) const {
-  auto c = Client::Connect(Address(i), 10000);
+  auto c = Open(i, 10000);
   if (!c.ok()) throw std::runtime_error(c.status().ToString());
   return std::move(c).value();
 }

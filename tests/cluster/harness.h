@@ -25,8 +25,24 @@ struct CliResult {
 // Picks `count` distinct free TCP ports on 127.0.0.1.
 std::vector<uint16_t> FreePorts(int count);
 
-// Runs a program to completion, capturing stdout/stderr; stdin from `input`.
-CliResult RunProgram(const std::vector<std::string>& argv, const std::string& input = "");
+// Runs a program to completion, capturing stdout/stderr; stdin from `input`;
+// env: more "NAME=VALUE" variables for it.
+CliResult RunProgram(const std::vector<std::string>& argv, const std::string& input = "",
+                     const std::vector<std::string>& env = {});
+
+// TLS and users for a Cluster (README "Security"). With tls the harness makes
+// a CA and a certificate per node with `ringkv certs` (hosts 127.0.0.1 and
+// localhost) and starts every node with --tls-cert/--tls-key/--tls-ca; with
+// users it writes them with `ringkv acl add` (fast hashes: 1000 iterations)
+// and starts every node with --acl. The first admin user is the one the
+// harness itself (and Cli, Connect) logs in as.
+struct ClusterSecurity {
+  struct User {
+    std::string name, role, password;
+  };
+  bool tls = false;
+  std::vector<User> users;
+};
 
 class Cluster {
  public:
@@ -40,6 +56,8 @@ class Cluster {
   // (--http-listen) on HttpPort(i).
   explicit Cluster(int nodes, std::vector<std::string> node_flags = {},
                    Bootstrap bootstrap = Bootstrap::kPeers, bool resp = false, bool http = false);
+  Cluster(int nodes, std::vector<std::string> node_flags, Bootstrap bootstrap, bool resp,
+          ClusterSecurity security, bool http = false);
   ~Cluster();
 
   int size() const { return static_cast<int>(ports_.size()); }
@@ -64,13 +82,29 @@ class Cluster {
   // -1 if it had to be killed.
   int WaitExit(int i, double limit_s);
   bool Running(int i) const;
+  pid_t Pid(int i) const { return pids_.count(i) != 0 ? pids_.at(i) : 0; }
 
-  // `ringkv -H <node i> args...`
+  // Security: the files the harness made, and how it logs in (empty
+  // without TLS / users).
+  std::string CertsDir() const { return dir_ + "/certs"; }
+  std::string CaFile() const { return CertsDir() + "/ca.pem"; }
+  std::string AclFile() const { return dir_ + "/users.acl"; }
+  const ClientOptions& AdminOptions() const { return admin_; }
+  // The global flags and environment `ringkv` needs to log in as the admin.
+  std::vector<std::string> AdminFlags() const;
+  std::vector<std::string> AdminEnv() const;
+  // `ringkv args...` with exactly these flags and variables (no -H added).
+  CliResult RunCli(std::vector<std::string> args, const std::vector<std::string>& env = {}) const;
+
+  // `ringkv -H <node i> args...` (as the admin on a secure cluster)
   CliResult Cli(int i, std::vector<std::string> args) const;
   std::unique_ptr<Client> Connect(int i) const;
 
  private:
   bool WaitReady(int i);
+  void Init(int nodes, bool resp, bool http);
+  void MakeNodeCert(int i);
+  Result<std::unique_ptr<Client>> Open(int i, int timeout_ms) const;
 
   std::string dir_;
   std::vector<uint16_t> ports_;
@@ -79,6 +113,8 @@ class Cluster {
   std::vector<std::string> node_flags_;
   Bootstrap bootstrap_;
   std::map<int, pid_t> pids_;
+  ClusterSecurity security_;
+  ClientOptions admin_;
 };
 
 }  // namespace ringkv::test

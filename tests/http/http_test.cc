@@ -342,3 +342,40 @@ TEST_CASE("http dashboard: headless chromium shows every member, every partition
           "screenshot ", shot, " (", std::filesystem::file_size(shot), " bytes); ", s, " s");
   std::filesystem::remove_all(profile);
 }
+
+TEST_CASE("http security: with TLS and users the port speaks https and asks every request for a user") {
+  std::string curl = Which({"curl"});
+  if (curl.empty()) {
+    MESSAGE("curl not installed (scripts/install-deps installs it): skipped");
+    return;
+  }
+  ClusterSecurity sec;
+  sec.tls = true;
+  sec.users = {{"admin", "admin", "admin-pw"}, {"reader", "read", "reader-pw"}};
+  Cluster c(3, {}, Cluster::Bootstrap::kPeers, false, sec, true);
+  std::string url = "https://127.0.0.1:" + std::to_string(c.HttpPort(1));
+  // Credentials go in a curl config file, not on the command line.
+  auto get = [&](const std::string& path, const std::string& user_pw) {
+    std::string cfg = c.CertsDir() + "/curl.cfg";
+    std::ofstream(cfg) << (user_pw.empty() ? "" : "user = \"" + user_pw + "\"\n");
+    return RunProgram({curl, "-sS", "--cacert", c.CaFile(), "-K", cfg, "-o", "/dev/stdout", "-w",
+                       "\n%{http_code}", url + path});
+  };
+  auto code = [](const CliResult& r) { return r.out.substr(r.out.rfind('\n') + 1); };
+
+  CliResult none = get("/metrics", "");
+  CHECK(code(none) == "401");
+  CliResult wrong = get("/metrics", "reader:nope");
+  CHECK(code(wrong) == "401");
+  CliResult reader = get("/metrics", "reader:reader-pw");
+  CHECK(code(reader) == "200");
+  CHECK(reader.out.find("ringkv_member_up{member=\"n3\"}") != std::string::npos);
+  // The password is checked once, then remembered: many requests stay fast.
+  for (int i = 0; i < 5; ++i) CHECK(code(get("/api/status", "admin:admin-pw")) == "200");
+  // Plaintext HTTP to the TLS port: an answer that says so, and nothing else.
+  HttpReply plain = HttpGet(c.HttpPort(1), "/metrics");
+  CHECK(plain.status == 400);
+  CHECK(plain.body.find("TLS") != std::string::npos);
+  json stats = json::parse(c.Cli(1, {"stats", "--json"}).out);
+  CHECK(stats["auth_failures"].get<int>() >= 1);
+}
