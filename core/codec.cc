@@ -10,6 +10,7 @@
 
 #include "core/bucket_key.h"
 #include "core/expiry.h"
+#include "core/flatbuffer_bytes.h"
 #include "core/limits.h"
 #include "proto/ringkv_generated.h"
 
@@ -24,42 +25,6 @@ namespace {
 // change later without guessing.
 constexpr char kStoredObjectFormat = 1;
 constexpr char kContextFormat = 1;
-
-fb::Offset<fb::Vector<uint8_t>> Bytes(fb::FlatBufferBuilder& b, std::string_view s) {
-  return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
-// FlatBuffers reads its buffer with aligned loads. Bytes after a one-byte
-// format prefix, or inside a LevelDB block, are not aligned: copy them into
-// 8-byte-aligned storage first (only when misaligned).
-class Aligned {
- public:
-  explicit Aligned(std::string_view bytes) {
-    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) {
-      view_ = bytes;
-    } else {
-      words_.resize((bytes.size() + 7) / 8);
-      std::memcpy(words_.data(), bytes.data(), bytes.size());
-      view_ = std::string_view(reinterpret_cast<const char*>(words_.data()), bytes.size());
-    }
-  }
-  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(view_.data()); }
-  size_t size() const { return view_.size(); }
-
- private:
-  std::vector<uint64_t> words_;
-  std::string_view view_;
-};
-
-std::string_view View(const fb::Vector<uint8_t>* v) {
-  if (v == nullptr) return {};
-  return std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
-}
-
-std::string_view View(const fb::String* s) {
-  if (s == nullptr) return {};
-  return std::string_view(s->data(), s->size());
-}
 
 fb::Offset<fb::Vector<fb::Offset<w::ClockEntry>>> EncodeClock(fb::FlatBufferBuilder& b,
                                                               const VersionVector& clock) {
@@ -912,7 +877,7 @@ std::string EncodeEnvelope(const Envelope& env) {
 }
 
 Result<Envelope> DecodeEnvelope(std::string_view raw) {
-  Aligned aligned(raw);
+  AlignedBytes aligned(raw);
   std::string_view bytes(reinterpret_cast<const char*>(aligned.data()), aligned.size());
   fb::Verifier verifier(aligned.data(), aligned.size(),
                         /*max_depth=*/64, /*max_tables=*/10'000'000);
@@ -1043,7 +1008,7 @@ Result<DvvSet> DecodeStoredObject(std::string_view bytes, std::string* key) {
   if (bytes.empty() || bytes[0] != kStoredObjectFormat) {
     return Status::Corruption("stored object has an unknown format byte");
   }
-  Aligned aligned(bytes.substr(1));
+  AlignedBytes aligned(bytes.substr(1));
   fb::Verifier verifier(aligned.data(), aligned.size());
   if (!verifier.VerifyBuffer<w::StoredObject>(nullptr)) {
     return Status::Corruption("stored object fails verification");
@@ -1070,7 +1035,7 @@ Result<VersionVector> DecodeContext(std::string_view bytes) {
   if (bytes[0] != kContextFormat) {
     return Status::InvalidArgument("context is not one that ringkv handed out");
   }
-  Aligned aligned(bytes.substr(1));
+  AlignedBytes aligned(bytes.substr(1));
   fb::Verifier verifier(aligned.data(), aligned.size());
   if (!verifier.VerifyBuffer<w::Context>(nullptr)) {
     return Status::InvalidArgument("context is malformed");

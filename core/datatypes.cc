@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "core/flatbuffer_bytes.h"
 #include "proto/datatypes_generated.h"
 
 namespace ringkv {
@@ -35,6 +36,13 @@ const char* DataTypeOpName(DataTypeOpCode op) {
     case DataTypeOpCode::kIncrementField: return "increment a field";
   }
   return "unknown";
+}
+
+void ActorClock::Join(std::vector<std::string> actors, const std::vector<uint64_t>& a,
+                      const std::vector<uint64_t>& b) {
+  actors_ = std::move(actors);
+  counters_.resize(actors_.size());
+  for (size_t k = 0; k < actors_.size(); ++k) counters_[k] = std::max(a[k], b[k]);
 }
 
 namespace {
@@ -329,11 +337,7 @@ void OrSet::Join(const OrSet& other) {
     if (!m.dots.empty()) out.push_back(std::move(m));
   }
   members_ = std::move(out);
-  clock_.actors_ = std::move(u.actors);
-  clock_.counters_.resize(clock_.actors_.size());
-  for (size_t k = 0; k < clock_.actors_.size(); ++k) {
-    clock_.counters_[k] = std::max(u.mine[k], u.theirs[k]);
-  }
+  clock_.Join(std::move(u.actors), u.mine, u.theirs);
 }
 
 // ---------------------------------------------------------------------------
@@ -500,52 +504,13 @@ void OrMap::Join(const OrMap& other) {
     if (!f.entries.empty()) out.push_back(std::move(f));
   }
   fields_ = std::move(out);
-  clock_.actors_ = std::move(u.actors);
-  clock_.counters_.resize(clock_.actors_.size());
-  for (size_t k = 0; k < clock_.actors_.size(); ++k) {
-    clock_.counters_[k] = std::max(u.mine[k], u.theirs[k]);
-  }
+  clock_.Join(std::move(u.actors), u.mine, u.theirs);
 }
 
 // ---------------------------------------------------------------------------
 // Encoding
 
 namespace {
-
-// FlatBuffers reads with aligned loads; a value inside another buffer is not
-// aligned. Copies into 8-byte-aligned storage when needed.
-class AlignedBytes {
- public:
-  explicit AlignedBytes(std::string_view bytes) {
-    if (reinterpret_cast<uintptr_t>(bytes.data()) % alignof(uint64_t) == 0) {
-      view_ = bytes;
-    } else {
-      words_.resize((bytes.size() + 7) / 8);
-      if (!bytes.empty()) std::memcpy(words_.data(), bytes.data(), bytes.size());
-      view_ = std::string_view(reinterpret_cast<const char*>(words_.data()), bytes.size());
-    }
-  }
-  const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(view_.data()); }
-  size_t size() const { return view_.size(); }
-
- private:
-  std::vector<uint64_t> words_;
-  std::string_view view_;
-};
-
-std::string_view View(const fb::Vector<uint8_t>* v) {
-  if (v == nullptr) return {};
-  return std::string_view(reinterpret_cast<const char*>(v->data()), v->size());
-}
-
-std::string_view View(const fb::String* s) {
-  if (s == nullptr) return {};
-  return std::string_view(s->data(), s->size());
-}
-
-fb::Offset<fb::Vector<uint8_t>> Bytes(fb::FlatBufferBuilder& b, std::string_view s) {
-  return b.CreateVector(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
 
 Status Bad(const std::string& what) {
   return Status::Corruption("data-type state is malformed: " + what);

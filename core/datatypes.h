@@ -77,6 +77,10 @@ class ActorClock {
   friend class OrSet;
   friend class OrMap;
   friend struct DataTypeCodec;
+  // Becomes the join of two clocks laid over one actor table: actors, and
+  // each side's counter per actor (0 where it has none).
+  void Join(std::vector<std::string> actors, const std::vector<uint64_t>& a,
+            const std::vector<uint64_t>& b);
   std::vector<std::string> actors_;
   std::vector<uint64_t> counters_;
 };

@@ -91,13 +91,11 @@ void AntiEntropy::RebuildSlice() {
     if (!t.rebuilding) continue;
     const Ring& ring = membership_->ring();
     uint64_t first = ring.PartitionStart(p);
-    uint64_t last = p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
+    uint64_t last = ring.PartitionEnd(p);
     if (t.cursor.empty()) {
       t.tree.Clear();
     } else {
-      uint64_t h = 0;
-      for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(t.cursor[i]);
-      first = h;
+      first = std::max(first, StoreKeyHash(t.cursor));
     }
     bool more = false;
     std::string cursor = t.cursor;

@@ -57,12 +57,8 @@ bool KeyScan::Step(Store* store, const Ring& ring, size_t budget) {
       return true;
     }
     uint64_t first = ring.PartitionStart(p);
-    uint64_t last = p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
-    if (!cursor_.empty()) {
-      uint64_t h = 0;
-      for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(cursor_[i]);
-      first = h;
-    }
+    uint64_t last = ring.PartitionEnd(p);
+    if (!cursor_.empty()) first = std::max(first, StoreKeyHash(cursor_));
     bool more = false;
     std::string cursor = cursor_;
     Status s = store->Scan(first, last, [&](std::string_view internal, const DvvSet& object) {

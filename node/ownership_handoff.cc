@@ -17,9 +17,6 @@ constexpr uint32_t kBatchBytes = 4 << 20;
 constexpr uint64_t kPullTimeoutUs = 10'000'000;
 constexpr size_t kDropPerTick = 2000;
 
-uint64_t PartitionLast(const Ring& ring, uint32_t p) {
-  return p + 1 == ring.ring_size() ? UINT64_MAX : ring.PartitionStart(p + 1) - 1;
-}
 }  // namespace
 
 OwnershipHandoff::OwnershipHandoff(NodeId self, std::string cluster, Store* store,
@@ -213,12 +210,8 @@ HandoffBatch OwnershipHandoff::Serve(const HandoffRequest& req) {
     return out;
   }
   uint64_t first = ring.PartitionStart(req.partition);
-  uint64_t last = PartitionLast(ring, req.partition);
-  if (req.after.size() >= 9) {
-    uint64_t h = 0;
-    for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(req.after[i]);
-    first = std::max(first, h);
-  }
+  uint64_t last = ring.PartitionEnd(req.partition);
+  first = std::max(first, StoreKeyHash(req.after));
   uint32_t max_objects = std::clamp<uint32_t>(req.max_objects, 1, 10000);
   uint32_t max_bytes = std::clamp<uint32_t>(req.max_bytes, 1024, 16 << 20);
   size_t bytes = 0;
@@ -311,7 +304,7 @@ bool OwnershipHandoff::DropSome(uint32_t p, bool held_completely) {
   const Ring& future = membership_->future_ring();
   std::vector<NodeId> owners = future.Primaries(p, future.n_val());
   std::vector<std::pair<std::string, DvvSet>> slice;
-  store_->Scan(ring.PartitionStart(p), PartitionLast(ring, p), [&](std::string_view key, const DvvSet& object) {
+  store_->Scan(ring.PartitionStart(p), ring.PartitionEnd(p), [&](std::string_view key, const DvvSet& object) {
     slice.emplace_back(std::string(key), object);
     return slice.size() < kDropPerTick;
   });

@@ -360,6 +360,10 @@ uint64_t Ring::PartitionStart(uint32_t partition) const {
   return uint64_t{partition} << (64 - partition_bits_);
 }
 
+uint64_t Ring::PartitionEnd(uint32_t partition) const {
+  return partition + 1 >= ring_size() ? UINT64_MAX : PartitionStart(partition + 1) - 1;
+}
+
 const std::vector<NodeId>& Ring::PreferenceList(uint32_t partition) const {
   // Out of range (or an empty Ring): no nodes, rather than undefined behaviour.
   static const std::vector<NodeId> kEmpty;

@@ -48,8 +48,9 @@ class Ring {
   // Top log2(Q) bits of the hash.
   uint32_t PartitionOfHash(uint64_t key_hash) const;
   uint32_t PartitionOfKey(std::string_view key) const;
-  // First hash of a partition.
+  // First and last hash of a partition (the range is inclusive).
   uint64_t PartitionStart(uint32_t partition) const;
+  uint64_t PartitionEnd(uint32_t partition) const;
 
   // Every member, primaries first (min(n_val, members) of them, distinct),
   // then fallbacks in a stable order.

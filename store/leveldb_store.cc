@@ -147,8 +147,7 @@ class LevelDbStore final : public Store {
     for (it->Seek(start); it->Valid(); it->Next()) {
       leveldb::Slice k = it->key();
       if (k.size() < 9 || k[0] != 'o') break;
-      uint64_t h = 0;
-      for (int i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(k[i]);
+      uint64_t h = StoreKeyHash(std::string_view(k.data(), k.size()));
       if (h > last_hash) break;
       std::string key;
       auto decoded = DecodeStoredObject(std::string_view(it->value().data(), it->value().size()), &key);

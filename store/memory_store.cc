@@ -14,6 +14,13 @@ void AppendBigEndian64(uint64_t v, std::string* out) {
 
 }  // namespace
 
+uint64_t StoreKeyHash(std::string_view store_key) {
+  if (store_key.size() < 9) return 0;
+  uint64_t h = 0;
+  for (size_t i = 1; i <= 8; ++i) h = (h << 8) | static_cast<uint8_t>(store_key[i]);
+  return h;
+}
+
 std::string ObjectStoreKey(std::string_view key) {
   std::string out;
   out.reserve(9 + key.size());

@@ -103,5 +103,7 @@ class Store {
 // The byte key under which an object is stored: 'o', the big-endian 64-bit
 // KeyHash, then the key. Part of the on-disk format.
 std::string ObjectStoreKey(std::string_view key);
+// The KeyHash in such a key (its bytes 1..8); 0 for one shorter than 9 bytes.
+uint64_t StoreKeyHash(std::string_view store_key);
 
 }  // namespace ringkv

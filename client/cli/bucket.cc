@@ -42,15 +42,10 @@ void PrintBucket(const json& b) {
 }
 
 int RunBucketInfo(const GlobalOptions& g, const std::string& topic, const std::string& arg) {
-  auto client = Connect(g);
-  if (!client.ok()) return Fail(g, client.status());
-  auto doc = (*client)->Info(topic, arg);
-  if (!doc.ok()) return Fail(g, doc.status());
-  json j = json::parse(*doc, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) {
-    return Fail(g, Status::Internal(fmt::format("{} sent a {} document that is not JSON", g.host,
-                                                topic)));
-  }
+  int exit_code = kExitOk;
+  std::optional<json> fetched = FetchInfo(g, topic, arg, &exit_code);
+  if (!fetched) return exit_code;
+  json& j = *fetched;
   if (g.json) {
     PrintJson(j);
     return kExitOk;

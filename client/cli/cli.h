@@ -180,6 +180,10 @@ int PrintDataTypeGet(const GlobalOptions& g, std::string_view key, const GetResu
 
 // Asks the node for an info document and prints it (as a table, or as JSON).
 int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string& arg);
+// Asks the node for an info topic's JSON document. On failure it reports the
+// error (Fail) and returns nothing, with the exit code in *exit_code.
+std::optional<json> FetchInfo(const GlobalOptions& g, const std::string& topic,
+                              const std::string& arg, int* exit_code);
 
 // What main hands every command group: the global options, a place to keep
 // the group's parsed options, and the action of the chosen subcommand.

@@ -252,16 +252,32 @@ void PrintLocal(const json& j) {
 
 }  // namespace
 
-int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string& arg) {
+std::optional<json> FetchInfo(const GlobalOptions& g, const std::string& topic,
+                              const std::string& arg, int* exit_code) {
   auto client = Connect(g);
-  if (!client.ok()) return Fail(g, client.status());
+  if (!client.ok()) {
+    *exit_code = Fail(g, client.status());
+    return std::nullopt;
+  }
   auto doc = (*client)->Info(topic, arg);
-  if (!doc.ok()) return Fail(g, doc.status());
+  if (!doc.ok()) {
+    *exit_code = Fail(g, doc.status());
+    return std::nullopt;
+  }
   json j = json::parse(*doc, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
-    return Fail(g, Status::Internal(fmt::format("{} sent a {} document that is not JSON",
-                                                g.host, topic)));
+    *exit_code = Fail(g, Status::Internal(fmt::format("{} sent a {} document that is not JSON",
+                                                      g.host, topic)));
+    return std::nullopt;
   }
+  return j;
+}
+
+int RunInfo(const GlobalOptions& g, const std::string& topic, const std::string& arg) {
+  int exit_code = kExitOk;
+  std::optional<json> fetched = FetchInfo(g, topic, arg, &exit_code);
+  if (!fetched) return exit_code;
+  json& j = *fetched;
   if (g.json) {
     PrintJson(j);
   } else if (topic == "status") {
