@@ -88,22 +88,24 @@ int Run(const Options& o) {
 
   // One put as the replicas of a key do it: the first coordinates (reads,
   // mints the dot, writes), the others read and merge what it sends.
+  // (Reads before a write View the store's copy, as node/replica.cc does.)
   auto put = [&](const std::string& key) -> Status {
-    DvvSet local;
-    Status s = replicas[0].store->Get(key, &local);
+    const DvvSet* local = nullptr;
+    DvvSet scratch;
+    Status s = replicas[0].store->View(key, &local, &scratch);
     if (!s.ok() && !s.IsNotFound()) return s;
     // lww: the write replaces what it read (as a client passing its context,
     // or redis-benchmark's SET in lww mode): objects keep one sibling.
-    VersionVector context = o.lww ? local.clock() : VersionVector();
-    DvvSet now = DvvSet::Update(local, context, replicas[0].id, value, false, ++now_ms);
+    VersionVector context = o.lww ? local->clock() : VersionVector();
+    DvvSet now = DvvSet::Update(*local, context, replicas[0].id, value, false, ++now_ms);
     if (o.lww) now = DvvSet::CollapseLww(now);
     if (s = replicas[0].store->Put(key, now); !s.ok()) return s;
     for (size_t r = 1; r < replicas.size(); ++r) {
-      DvvSet held;
-      s = replicas[r].store->Get(key, &held);
+      const DvvSet* held = nullptr;
+      s = replicas[r].store->View(key, &held, &scratch);
       if (!s.ok() && !s.IsNotFound()) return s;
-      DvvSet merged = DvvSet::Sync(held, now);
-      if (s.ok() && merged == held) continue;
+      DvvSet merged = DvvSet::Sync(*held, now);
+      if (s.ok() && merged == *held) continue;
       if (s = replicas[r].store->Put(key, merged); !s.ok()) return s;
     }
     return Status::OK();

@@ -995,13 +995,21 @@ int FrameReader::Next(std::string* frame) {
 }
 
 std::string EncodeStoredObject(std::string_view key, const DvvSet& object) {
-  fb::FlatBufferBuilder b(128 + key.size());
+  std::string out;
+  AppendStoredObject(key, object, &out);
+  return out;
+}
+
+void AppendStoredObject(std::string_view key, const DvvSet& object, std::string* out) {
+  // A builder kept per thread, as AppendFrame's.
+  thread_local fb::FlatBufferBuilder b(1024);
+  b.Clear();
   auto k = Bytes(b, key);
   auto obj = EncodeObject(b, object);
   b.Finish(w::CreateStoredObject(b, k, obj));
-  std::string out(1, kStoredObjectFormat);
-  out.append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
-  return out;
+  out->push_back(kStoredObjectFormat);
+  out->append(reinterpret_cast<const char*>(b.GetBufferPointer()), b.GetSize());
+  if (b.GetSize() > (1u << 20)) b.Reset();
 }
 
 Result<DvvSet> DecodeStoredObject(std::string_view bytes, std::string* key) {

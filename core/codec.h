@@ -69,6 +69,8 @@ class FrameReader {
 
 // Stored objects (key kept beside the object so a scan can rebuild keys).
 std::string EncodeStoredObject(std::string_view key, const DvvSet& object);
+// The same bytes, appended to *out (a buffer the caller reuses).
+void AppendStoredObject(std::string_view key, const DvvSet& object, std::string* out);
 Result<DvvSet> DecodeStoredObject(std::string_view bytes, std::string* key = nullptr);
 
 // Causal contexts as handed to clients: opaque bytes.

@@ -39,15 +39,16 @@ ReplicaReadReply Replica::Read(const std::string& key, const NodeId& hint_for) {
 
 Status Replica::Merge(const std::string& key, const DvvSet& object) {
   ++stats_->replica_writes;
-  DvvSet local;
-  Status s = store_->Get(key, &local);
+  const DvvSet* local = nullptr;  // the store's copy: no store calls until Write
+  DvvSet scratch;
+  Status s = store_->View(key, &local, &scratch);
   if (!s.ok() && !s.IsNotFound()) return s;
   // An older version still in flight when the key was reaped gets the
   // tombstone merged in instead of coming back to life.
   std::optional<DvvSet> fenced = reaper_->Fenced(key, object);
-  DvvSet merged = DvvSet::Sync(local, fenced ? *fenced : object);
-  if (s.ok() && merged == local) return Status::OK();  // nothing new
-  return Write(key, s.ok() ? &local : nullptr, merged);
+  DvvSet merged = DvvSet::Sync(*local, fenced ? *fenced : object);
+  if (s.ok() && merged == *local) return Status::OK();  // nothing new
+  return Write(key, s.ok() ? local : nullptr, merged);
 }
 
 Status Replica::AddHint(const NodeId& target, const std::string& key, const DvvSet& object) {
@@ -56,10 +57,14 @@ Status Replica::AddHint(const NodeId& target, const std::string& key, const DvvS
 }
 
 Status Replica::Write(const std::string& key, const DvvSet* old, const DvvSet& now) {
+  // The tree first: old may be the store's own copy (View), which the put
+  // replaces. A put that fails has replaced the cached copy too (the store
+  // then stops the node, see Store::Commit), so the tree still matches it.
+  bool is_new = old == nullptr;
+  aae_->OnWrite(key, old, &now);
   Status s = store_->Put(key, now);
   if (!s.ok()) return s;
-  if (old == nullptr) ++objects_;
-  aae_->OnWrite(key, old, &now);
+  if (is_new) ++objects_;
   return s;
 }
 
@@ -94,13 +99,18 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
                                            Sibling write, bool lww, const NodeId& hint_for,
                                            uint32_t max_siblings) {
   uint64_t wall_ms = write.timestamp_ms;
-  DvvSet local;
-  Status s = store_->Get(key, &local);
+  const DvvSet* stored = nullptr;  // the store's copy: no store calls until Write
+  DvvSet scratch;
+  Status s = store_->View(key, &stored, &scratch);
   if (!s.ok() && !s.IsNotFound()) return s;
   bool local_found = s.ok();
   NodeId actor = config_->id;
   if (!hint_for.empty()) {
-    if (auto hinted = hints_->Find(hint_for, key)) local = DvvSet::Sync(local, *hinted);
+    // The hint joins a copy (the store's may not outlive the hint's read).
+    DvvSet with_hint = *stored;
+    if (auto hinted = hints_->Find(hint_for, key)) with_hint = DvvSet::Sync(with_hint, *hinted);
+    scratch = std::move(with_hint);
+    stored = &scratch;
     // A fallback does not keep the key once its hint is delivered, so it
     // cannot know the dots it minted for the key before; a counter past them
     // would claim to have seen them (and drop them at the primary). It mints
@@ -109,6 +119,7 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   }
   // A key reaped here lately still has its tombstone in the reaper's fence;
   // and dots this node mints stay above those of reaped keys (the floor).
+  const DvvSet& local = *stored;
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
   if (!write.tombstone) {

@@ -25,17 +25,23 @@ Result<Replica::MintedDataType> Replica::MintDataTypeWrite(const DataTypeRequest
                                                            uint64_t wall_ms,
                                                            const NodeId& hint_for) {
   const std::string& key = req.key;
-  DvvSet local;
-  Status s = store_->Get(key, &local);
+  const DvvSet* stored = nullptr;  // the store's copy: no store calls until Write
+  DvvSet scratch;
+  Status s = store_->View(key, &stored, &scratch);
   if (!s.ok() && !s.IsNotFound()) return s;
   bool local_found = s.ok();
   NodeId actor = data_type_actor_.empty() ? config_->id : data_type_actor_;
   if (!hint_for.empty()) {
-    if (auto hinted = hints_->Find(hint_for, key)) local = DvvSet::Sync(local, *hinted);
+    // The hint joins a copy (the store's may not outlive the hint's read).
+    DvvSet with_hint = *stored;
+    if (auto hinted = hints_->Find(hint_for, key)) with_hint = DvvSet::Sync(with_hint, *hinted);
+    scratch = std::move(with_hint);
+    stored = &scratch;
     // As MintWrite: a fallback forgets the key once its hint is delivered,
     // so it cannot know the dots (and counter entries) it made before.
     actor = NextFallbackActor();
   }
+  const DvvSet& local = *stored;
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
   uint64_t min_counter = hint_for.empty() ? reaper_->counter_floor() : 0;

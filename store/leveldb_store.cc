@@ -15,7 +15,7 @@
 #include <cstdlib>
 #include <memory>
 #include <optional>
-#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -94,6 +94,16 @@ class LevelDbStore final : public Store {
     return FromLevelDb(s);
   }
 
+  Status View(std::string_view key, const DvvSet** object, DvvSet* scratch) override {
+    if (const DvvSet* cached = objects_.Find(key)) {
+      *object = cached;
+      return Status::OK();
+    }
+    *scratch = DvvSet();
+    *object = scratch;
+    return Get(key, scratch);
+  }
+
   Sizes ApproximateSizes() override {
     // Key spaces by first byte: objects 'o', hints 'h'.
     leveldb::Range ranges[] = {{"o", "p"}, {"h", "i"}};
@@ -130,12 +140,14 @@ class LevelDbStore final : public Store {
 
   Status Put(std::string_view key, const DvvSet& object) override {
     objects_.Put(key, object);
-    return Buffer(ObjectStoreKey(key), EncodeStoredObject(key, object));
+    value_buffer_.clear();
+    AppendStoredObject(key, object, &value_buffer_);
+    return Buffer(ObjectStoreKey(key), &value_buffer_);
   }
 
   Status Erase(std::string_view key) override {
     objects_.Erase(key);
-    return Buffer(ObjectStoreKey(key), std::nullopt);
+    return Buffer(ObjectStoreKey(key), nullptr);
   }
 
   Status Scan(uint64_t first_hash, uint64_t last_hash, const ScanFn& fn) override {
@@ -175,11 +187,12 @@ class LevelDbStore final : public Store {
   }
 
   Status PutHint(const NodeId& target, const Hint& hint) override {
-    return Buffer(HintKey(target, hint.key), EncodeHint(hint));
+    std::string value = EncodeHint(hint);
+    return Buffer(HintKey(target, hint.key), &value);
   }
 
   Status EraseHint(const NodeId& target, std::string_view key) override {
-    return Buffer(HintKey(target, key), std::nullopt);
+    return Buffer(HintKey(target, key), nullptr);
   }
 
   Status ScanHints(const NodeId& target, const HintFn& fn) override {
@@ -230,25 +243,26 @@ class LevelDbStore final : public Store {
   }
 
  private:
-  // A read sees the writes buffered in this turn.
+  // A read sees the writes buffered in this turn: one of a key written in
+  // this turn commits the batch first. Object reads rarely get here (the
+  // object cache has every object written, unless it evicted it since).
   Status Read(const std::string& store_key, std::string* bytes) {
-    if (auto it = pending_.find(store_key); it != pending_.end()) {
-      if (!it->second) return Status::NotFound("");
-      *bytes = *it->second;
-      return Status::OK();
+    if (pending_.contains(KeyHash(store_key))) {
+      if (Status c = Commit(); !c.ok()) return c;
     }
     return FromLevelDb(db_->Get(read_options_, store_key, bytes));
   }
 
-  // Adds a write (nullopt: a delete) to the batch. A batch that grows large
-  // within one turn (a handoff slice, say) is written at once.
-  Status Buffer(std::string store_key, std::optional<std::string> value) {
-    if (value) {
+  // Adds a write (nullptr: a delete) to the batch, which copies the bytes. A
+  // batch that grows large within one turn (a handoff slice, say) is written
+  // at once.
+  Status Buffer(const std::string& store_key, const std::string* value) {
+    if (value != nullptr) {
       batch_.Put(store_key, *value);
     } else {
       batch_.Delete(store_key);
     }
-    pending_[std::move(store_key)] = std::move(value);
+    pending_.insert(KeyHash(store_key));
     if (batch_.ApproximateSize() >= kMaxBatchBytes) return Commit();
     return Status::OK();
   }
@@ -263,8 +277,10 @@ class LevelDbStore final : public Store {
   // Always exact: every Put and Erase of an object updates it.
   ObjectCache objects_;
   leveldb::WriteBatch batch_;
-  // The batch's writes by store key, for reads in the same turn.
-  std::unordered_map<std::string, std::optional<std::string>> pending_;
+  // KeyHash of the store keys the batch writes (a collision only costs an
+  // early commit), so a read in the same turn sees them.
+  std::unordered_set<uint64_t> pending_;
+  std::string value_buffer_;  // Put's encoding, reused
 };
 
 // LevelDB's background thread (memtable flushes and compactions) runs at a

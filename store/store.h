@@ -45,6 +45,16 @@ class Store {
 
   // NotFound if the store has no object for key.
   virtual Status Get(std::string_view key, DvvSet* object) = 0;
+  // Get without the copy where the store holds the object decoded (an object
+  // cache): *object then points at the store's own copy, valid until the next
+  // call on the store (a read may evict it too). Otherwise the object
+  // is read into *scratch and *object points there. NotFound leaves *object
+  // pointing at an empty *scratch.
+  virtual Status View(std::string_view key, const DvvSet** object, DvvSet* scratch) {
+    *scratch = DvvSet();
+    *object = scratch;
+    return Get(key, scratch);
+  }
   // Replaces the stored object (durable once committed, see Commit).
   virtual Status Put(std::string_view key, const DvvSet& object) = 0;
   virtual Status Erase(std::string_view key) = 0;
