@@ -16,11 +16,12 @@ struct Coordinator::GetOp {
   std::string key;
   Resolved q{};
   ReplicaSet replicas;
-  std::map<NodeId, std::optional<DvvSet>> replies;  // nullopt: replica has nothing
+  // In arrival order, one per replica (RecordOk drops duplicates); nullopt:
+  // the replica has nothing.
+  std::vector<std::pair<NodeId, std::optional<DvvSet>>> replies;
   bool answered = false;
   uint64_t start_us = 0;
-  Clock::TimerId timer = 0;
-  Clock::TimerId straggler_timer = 0;
+  Clock::TimerId timer = 0;  // one at a time: the straggler check, then the deadline
   std::function<void(Reply)> then;  // an internal read (a conditional put's)
 };
 
@@ -39,8 +40,7 @@ struct Coordinator::PutOp {
                           // every replica answered, so late failures still
                           // get a fallback (and a hint)
   uint64_t start_us = 0;
-  Clock::TimerId timer = 0;
-  Clock::TimerId straggler_timer = 0;
+  Clock::TimerId timer = 0;  // one at a time: the straggler check, then the deadline
 };
 
 struct Coordinator::ForwardOp {
@@ -75,11 +75,9 @@ Coordinator::Coordinator(const NodeConfig* config, NodeStats* stats, const Membe
 Coordinator::~Coordinator() {
   for (auto& [id, op] : gets_) {
     clock_->Cancel(op->timer);
-    clock_->Cancel(op->straggler_timer);
   }
   for (auto& [id, op] : puts_) {
     clock_->Cancel(op->timer);
-    clock_->Cancel(op->straggler_timer);
   }
   for (auto& [id, op] : forwards_) clock_->Cancel(op->timer);
 }
@@ -197,15 +195,22 @@ void Coordinator::RunGet(Origin origin, std::string key, const Resolved& q,
   op->replicas = ChooseReplicas(op->key, q);
   op->start_us = clock_->NowMicros();
   uint64_t id = op->id;
-  op->timer = clock_->After(q.timeout_ms, [this, id] { OnGetTimeout(id); });
   if (q.mode == Mode::kSloppy) {
-    // Replicas still silent at half the timeout get a fallback beside them.
-    op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
+    // Replicas still silent at half the timeout get a fallback beside them;
+    // then the rest of the timeout runs.
+    uint64_t half = q.timeout_ms / 2;
+    op->timer = clock_->After(half, [this, id, rest = q.timeout_ms - half] {
       auto it = gets_.find(id);
       if (it == gets_.end()) return;
-      it->second->straggler_timer = 0;
-      for (const NodeId& silent : it->second->replicas.Silent()) AddGetFallback(*it->second, silent);
+      it->second->timer = clock_->After(rest, [this, id] { OnGetTimeout(id); });
+      for (const NodeId& silent : it->second->replicas.Silent()) {
+        it = gets_.find(id);  // a fallback's answer may end the op
+        if (it == gets_.end()) return;
+        AddGetFallback(*it->second, silent);
+      }
     });
+  } else {
+    op->timer = clock_->After(q.timeout_ms, [this, id] { OnGetTimeout(id); });
   }
   std::vector<ReplicaSet::Replica> replicas = op->replicas.replicas();
   std::string read_key = op->key;
@@ -265,7 +270,7 @@ void Coordinator::OnReadReply(uint64_t op_id, const NodeId& from, Status status,
   GetOp& op = *it->second;
   if (status.ok() || status.IsNotFound()) {
     if (!op.replicas.RecordOk(from)) return;  // not asked, or a duplicate
-    op.replies[from] = std::move(object);
+    op.replies.emplace_back(from, std::move(object));
   } else {
     if (!op.replicas.RecordFailure(from, status.ToString())) return;
     if (op.q.mode == Mode::kSloppy) {
@@ -350,7 +355,6 @@ void Coordinator::FinishReadRepair(uint64_t op_id) {
   std::unique_ptr<GetOp> op = std::move(it->second);
   gets_.erase(it);
   clock_->Cancel(op->timer);
-  clock_->Cancel(op->straggler_timer);
   DvvSet merged;
   for (const auto& [node, obj] : op->replies) {
     if (obj) merged = DvvSet::Sync(merged, *obj);
@@ -611,27 +615,33 @@ void Coordinator::AnswerWrite(PutOp& op, Status s) {
 void Coordinator::Replicate(std::unique_ptr<PutOp> op, int self) {
   const Resolved& q = op->q;
   uint64_t id = op->id;
-  op->timer = clock_->After(q.timeout_ms, [this, id] {
+  auto deadline = [this, id] {
     auto it = puts_.find(id);
     if (it == puts_.end()) return;
     std::unique_ptr<PutOp> p = std::move(it->second);
     puts_.erase(it);
-    clock_->Cancel(p->straggler_timer);
     if (!p->answered) {
       ++stats_->write_quorum_failures;
       AnswerWrite(*p, Status::Unavailable(
                           p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true)));
     }
-  });
+  };
   if (q.mode == Mode::kSloppy) {
-    op->straggler_timer = clock_->After(q.timeout_ms / 2, [this, id] {
+    // Replicas still silent at half the timeout get a fallback beside them;
+    // then the rest of the timeout runs.
+    uint64_t half = q.timeout_ms / 2;
+    op->timer = clock_->After(half, [this, id, rest = q.timeout_ms - half, deadline] {
       auto it = puts_.find(id);
       if (it == puts_.end()) return;
-      it->second->straggler_timer = 0;
+      it->second->timer = clock_->After(rest, deadline);
       for (const NodeId& silent : it->second->replicas.Silent()) {
+        it = puts_.find(id);  // a fallback's answer may end the op
+        if (it == puts_.end()) return;
         AddPutFallback(*it->second, silent);
       }
     });
+  } else {
+    op->timer = clock_->After(q.timeout_ms, deadline);
   }
   // One message for every replica (only the hint differs), built before the
   // op is filed: a send that fails can end the op.
@@ -716,7 +726,6 @@ void Coordinator::MaybeFinishPut(PutOp& op) {
   std::unique_ptr<PutOp> done = std::move(it->second);
   puts_.erase(it);
   clock_->Cancel(done->timer);
-  clock_->Cancel(done->straggler_timer);
 }
 
 bool Coordinator::OnSendFailed(const NodeId& to, uint64_t request_id, const std::string& why) {

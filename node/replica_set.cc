@@ -15,13 +15,13 @@ ReplicaSet ReplicaSet::Choose(const std::vector<NodeId>& preference, uint32_t n,
       if (alive(preference[i])) set.standby_.push_back(preference[i]);
     }
   }
+  set.replicas_.reserve(primaries);
   for (size_t i = 0; i < primaries; ++i) {
     const NodeId& p = preference[i];
-    if (!sloppy || alive(p) || set.standby_.empty()) {
+    if (!sloppy || alive(p) || set.next_standby_ == set.standby_.size()) {
       set.replicas_.push_back({p, true, {}});  // a dead one with no stand-in fails fast
     } else {
-      set.replicas_.push_back({set.standby_.front(), false, p});
-      set.standby_.pop_front();
+      set.replicas_.push_back({set.standby_[set.next_standby_++], false, p});
     }
   }
   set.answers_.assign(set.replicas_.size(), Answer::kNone);
@@ -60,10 +60,10 @@ bool ReplicaSet::RecordFailure(const NodeId& node, std::string why) {
 
 std::optional<ReplicaSet::Replica> ReplicaSet::Substitute(const NodeId& failed) {
   int i = Find(failed);
-  if (i < 0 || standby_.empty()) return std::nullopt;
-  Replica r{standby_.front(), false,
+  if (i < 0 || next_standby_ == standby_.size()) return std::nullopt;
+  Replica r{standby_[next_standby_], false,
             replicas_[i].primary ? replicas_[i].node : replicas_[i].hint_for};
-  standby_.pop_front();
+  ++next_standby_;
   replicas_.push_back(r);
   answers_.push_back(Answer::kNone);
   failures_.emplace_back();

@@ -9,7 +9,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -71,7 +70,11 @@ class ReplicaSet {
   // the path every request takes.
   std::vector<Answer> answers_;
   std::vector<std::string> failures_;  // why, for kFailed
-  std::deque<NodeId> standby_;  // live fallbacks not yet used, in order
+  // Live fallbacks in order; those from next_standby_ on are not used yet.
+  // (A vector: std::deque allocates even when empty, and every request
+  // makes a ReplicaSet.)
+  std::vector<NodeId> standby_;
+  size_t next_standby_ = 0;
   uint32_t ok_ = 0;
   uint32_t ok_primaries_ = 0;
 };
