@@ -162,6 +162,28 @@ ReplicaSet Coordinator::ChooseReplicas(const std::string& key, const Resolved& q
                             });
 }
 
+template <typename Op>
+void Coordinator::ArmTimer(std::unordered_map<uint64_t, std::unique_ptr<Op>>* ops, Op& op,
+                           std::function<void()> deadline,
+                           void (Coordinator::*add_fallback)(Op&, const NodeId&)) {
+  if (op.q.mode != Mode::kSloppy) {
+    op.timer = clock_->After(op.q.timeout_ms, std::move(deadline));
+    return;
+  }
+  uint64_t half = op.q.timeout_ms / 2;
+  op.timer = clock_->After(half, [this, ops, id = op.id, add_fallback,
+                                  rest = op.q.timeout_ms - half, deadline = std::move(deadline)] {
+    auto it = ops->find(id);
+    if (it == ops->end()) return;
+    it->second->timer = clock_->After(rest, deadline);
+    for (const NodeId& silent : it->second->replicas.Silent()) {
+      it = ops->find(id);  // a fallback's answer may end the op
+      if (it == ops->end()) return;
+      (this->*add_fallback)(*it->second, silent);
+    }
+  });
+}
+
 // ---------------------------------------------------------------------------
 // GET
 
@@ -195,23 +217,7 @@ void Coordinator::RunGet(Origin origin, std::string key, const Resolved& q,
   op->replicas = ChooseReplicas(op->key, q);
   op->start_us = clock_->NowMicros();
   uint64_t id = op->id;
-  if (q.mode == Mode::kSloppy) {
-    // Replicas still silent at half the timeout get a fallback beside them;
-    // then the rest of the timeout runs.
-    uint64_t half = q.timeout_ms / 2;
-    op->timer = clock_->After(half, [this, id, rest = q.timeout_ms - half] {
-      auto it = gets_.find(id);
-      if (it == gets_.end()) return;
-      it->second->timer = clock_->After(rest, [this, id] { OnGetTimeout(id); });
-      for (const NodeId& silent : it->second->replicas.Silent()) {
-        it = gets_.find(id);  // a fallback's answer may end the op
-        if (it == gets_.end()) return;
-        AddGetFallback(*it->second, silent);
-      }
-    });
-  } else {
-    op->timer = clock_->After(q.timeout_ms, [this, id] { OnGetTimeout(id); });
-  }
+  ArmTimer(&gets_, *op, [this, id] { OnGetTimeout(id); }, &Coordinator::AddGetFallback);
   std::vector<ReplicaSet::Replica> replicas = op->replicas.replicas();
   std::string read_key = op->key;
   gets_[id] = std::move(op);
@@ -613,9 +619,8 @@ void Coordinator::AnswerWrite(PutOp& op, Status s) {
 }
 
 void Coordinator::Replicate(std::unique_ptr<PutOp> op, int self) {
-  const Resolved& q = op->q;
   uint64_t id = op->id;
-  auto deadline = [this, id] {
+  ArmTimer(&puts_, *op, [this, id] {
     auto it = puts_.find(id);
     if (it == puts_.end()) return;
     std::unique_ptr<PutOp> p = std::move(it->second);
@@ -625,24 +630,7 @@ void Coordinator::Replicate(std::unique_ptr<PutOp> op, int self) {
       AnswerWrite(*p, Status::Unavailable(
                           p->replicas.DescribeFailure(false, p->q.w, p->q.n, p->q.pw, true)));
     }
-  };
-  if (q.mode == Mode::kSloppy) {
-    // Replicas still silent at half the timeout get a fallback beside them;
-    // then the rest of the timeout runs.
-    uint64_t half = q.timeout_ms / 2;
-    op->timer = clock_->After(half, [this, id, rest = q.timeout_ms - half, deadline] {
-      auto it = puts_.find(id);
-      if (it == puts_.end()) return;
-      it->second->timer = clock_->After(rest, deadline);
-      for (const NodeId& silent : it->second->replicas.Silent()) {
-        it = puts_.find(id);  // a fallback's answer may end the op
-        if (it == puts_.end()) return;
-        AddPutFallback(*it->second, silent);
-      }
-    });
-  } else {
-    op->timer = clock_->After(q.timeout_ms, deadline);
-  }
+  }, &Coordinator::AddPutFallback);
   // One message for every replica (only the hint differs), built before the
   // op is filed: a send that fails can end the op.
   std::vector<ReplicaSet::Replica> targets = op->replicas.replicas();

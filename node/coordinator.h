@@ -123,6 +123,14 @@ class Coordinator {
   Result<Resolved> ResolveQuorum(const Quorum& q, const BucketProps& bucket) const;
   ReplicaSet ChooseReplicas(const std::string& key, const Resolved& q) const;
 
+  // Arms op's one timer (GetOp or PutOp, not yet filed in *ops). In a sloppy
+  // quorum the straggler check comes first, at half the timeout: replicas
+  // still silent get a fallback (add_fallback) beside them, and the rest of
+  // the timeout is armed. `deadline` runs at the timeout.
+  template <typename Op>
+  void ArmTimer(std::unordered_map<uint64_t, std::unique_ptr<Op>>* ops, Op& op,
+                std::function<void()> deadline,
+                void (Coordinator::*add_fallback)(Op&, const NodeId&));
   void AddGetFallback(GetOp& op, const NodeId& failed);
   void OnGetTimeout(uint64_t op_id);
   void MaybeFinishGet(GetOp& op);

@@ -80,6 +80,20 @@ Status Replica::Erase(const std::string& key) {
   return s;
 }
 
+Result<const DvvSet*> Replica::MintBase(const std::string& key, const NodeId& hint_for,
+                                        DvvSet* scratch, bool* found) {
+  const DvvSet* stored = nullptr;
+  Status s = store_->View(key, &stored, scratch);
+  if (!s.ok() && !s.IsNotFound()) return s;
+  *found = s.ok();
+  if (hint_for.empty()) return stored;
+  // The hint joins a copy (the store's may not outlive the hint's read).
+  DvvSet with_hint = *stored;
+  if (auto hinted = hints_->Find(hint_for, key)) with_hint = DvvSet::Sync(with_hint, *hinted);
+  *scratch = std::move(with_hint);
+  return static_cast<const DvvSet*>(scratch);
+}
+
 NodeId Replica::NextFallbackActor() {
   return fmt::format("{}~{:x}.{:x}", config_->id, gossiper_->self().incarnation,
                      ++fallback_actors_);
@@ -99,18 +113,12 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
                                            Sibling write, bool lww, const NodeId& hint_for,
                                            uint32_t max_siblings) {
   uint64_t wall_ms = write.timestamp_ms;
-  const DvvSet* stored = nullptr;  // the store's copy: no store calls until Write
   DvvSet scratch;
-  Status s = store_->View(key, &stored, &scratch);
-  if (!s.ok() && !s.IsNotFound()) return s;
-  bool local_found = s.ok();
+  bool local_found = false;
+  auto stored = MintBase(key, hint_for, &scratch, &local_found);
+  if (!stored.ok()) return stored.status();
   NodeId actor = config_->id;
   if (!hint_for.empty()) {
-    // The hint joins a copy (the store's may not outlive the hint's read).
-    DvvSet with_hint = *stored;
-    if (auto hinted = hints_->Find(hint_for, key)) with_hint = DvvSet::Sync(with_hint, *hinted);
-    scratch = std::move(with_hint);
-    stored = &scratch;
     // A fallback does not keep the key once its hint is delivered, so it
     // cannot know the dots it minted for the key before; a counter past them
     // would claim to have seen them (and drop them at the primary). It mints
@@ -119,7 +127,7 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
   }
   // A key reaped here lately still has its tombstone in the reaper's fence;
   // and dots this node mints stay above those of reaped keys (the floor).
-  const DvvSet& local = *stored;
+  const DvvSet& local = **stored;
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
   if (!write.tombstone) {
@@ -145,8 +153,8 @@ Result<Replica::Minted> Replica::MintWrite(const std::string& key, const Version
           live, max_siblings));
     }
   }
-  s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
-                       : AddHint(hint_for, key, out.object);
+  Status s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
+                              : AddHint(hint_for, key, out.object);
   ++stats_->replica_writes;
   if (!s.ok()) return s;
   return out;

@@ -115,6 +115,12 @@ class Replica {
   // Every write to the main store goes through here, so the Merkle tree of
   // the key's partition stays in step. old: what was stored (nullptr: none).
   Status Write(const std::string& key, const DvvSet* old, const DvvSet& now);
+  // What a write minted here goes over: the store's copy of key (a View: no
+  // store calls until Write), joined with this node's hint for hint_for when
+  // it writes as a fallback (then a copy in *scratch). *found: the store had
+  // the key.
+  Result<const DvvSet*> MintBase(const std::string& key, const NodeId& hint_for, DvvSet* scratch,
+                                 bool* found);
   // A fresh actor for one write made as a fallback (see MintWrite).
   NodeId NextFallbackActor();
   // WrongType if object's type is a data type (a plain value may not be put

@@ -25,23 +25,17 @@ Result<Replica::MintedDataType> Replica::MintDataTypeWrite(const DataTypeRequest
                                                            uint64_t wall_ms,
                                                            const NodeId& hint_for) {
   const std::string& key = req.key;
-  const DvvSet* stored = nullptr;  // the store's copy: no store calls until Write
   DvvSet scratch;
-  Status s = store_->View(key, &stored, &scratch);
-  if (!s.ok() && !s.IsNotFound()) return s;
-  bool local_found = s.ok();
+  bool local_found = false;
+  auto stored = MintBase(key, hint_for, &scratch, &local_found);
+  if (!stored.ok()) return stored.status();
   NodeId actor = data_type_actor_.empty() ? config_->id : data_type_actor_;
   if (!hint_for.empty()) {
-    // The hint joins a copy (the store's may not outlive the hint's read).
-    DvvSet with_hint = *stored;
-    if (auto hinted = hints_->Find(hint_for, key)) with_hint = DvvSet::Sync(with_hint, *hinted);
-    scratch = std::move(with_hint);
-    stored = &scratch;
     // As MintWrite: a fallback forgets the key once its hint is delivered,
     // so it cannot know the dots (and counter entries) it made before.
     actor = NextFallbackActor();
   }
-  const DvvSet& local = *stored;
+  const DvvSet& local = **stored;
   std::optional<DvvSet> fenced = reaper_->Fenced(key, local);
   const DvvSet& base = fenced ? *fenced : local;
   uint64_t min_counter = hint_for.empty() ? reaper_->counter_floor() : 0;
@@ -81,8 +75,8 @@ Result<Replica::MintedDataType> Replica::MintDataTypeWrite(const DataTypeRequest
     return Status::Internal(fmt::format("minted {} for a write applied as {}", out.dot.ToString(),
                                         dot.ToString()));
   }
-  s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
-                       : AddHint(hint_for, key, out.object);
+  Status s = hint_for.empty() ? Write(key, local_found ? &local : nullptr, out.object)
+                              : AddHint(hint_for, key, out.object);
   ++stats_->replica_writes;
   if (!s.ok()) return s;
   out.written = true;

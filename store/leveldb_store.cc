@@ -99,9 +99,7 @@ class LevelDbStore final : public Store {
       *object = cached;
       return Status::OK();
     }
-    *scratch = DvvSet();
-    *object = scratch;
-    return Get(key, scratch);
+    return Store::View(key, object, scratch);  // read into *scratch (and cached)
   }
 
   Sizes ApproximateSizes() override {
